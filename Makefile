@@ -1,0 +1,71 @@
+# The two commands: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export PORT
+# A Python >= 3.12: python3.12 on PATH, or a pyenv/deadsnakes install.
+PYTHON312 ?= $(shell for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 python3; do \
+	"$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
+
+.PHONY: help install services stop-services migrate seed run test lint fmt check-migrations pytest bench check-deploy clean
+
+help:
+	@echo "make run    - install, start PostgreSQL+Redis (embedded unless DATABASE_URL/REDIS_URL), migrate, seed, serve"
+	@echo "make test   - install, lint, type check, migrations check, the whole test suite"
+	@echo "make bench  - benchmarks (see bench/README.md)"
+	@echo "make lint | fmt | services | stop-services | clean"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 or newer is required (python3.12 not found; install it with pyenv or your package manager)" >&2; exit 1; fi
+	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON312)"; "$(PYTHON312)" -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+services: install
+	$(PY) -m chatbot.embedded start
+
+stop-services:
+	$(PY) -m chatbot.embedded stop
+
+migrate: services
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+run: seed
+	@echo "Serving on http://127.0.0.1:$(PORT)  (admin: http://127.0.0.1:$(PORT)/admin/)  Ctrl-C stops everything."
+	$(VENV)/bin/honcho --procfile Procfile start
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+fmt: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+check-migrations: services
+	$(PY) manage.py makemigrations --check --dry-run
+
+pytest: services
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test: lint check-migrations pytest
+
+check-deploy: install
+	CHATBOT_ENV=production SECRET_KEY=$$(openssl rand -hex 32) ALLOWED_HOSTS=chat.example.com \
+		$(PY) manage.py check --deploy --fail-level WARNING
+
+bench: services
+	$(PY) -m bench.run
+
+clean: stop-services
+	rm -rf $(VENV)

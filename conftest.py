@@ -1,0 +1,74 @@
+"""Project-wide fixtures: real services only (PostgreSQL, Redis, a Celery worker process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+PROJECT_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    queue: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for processes started by a test."""
+    db = connection.settings_dict
+    return f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def worker_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "chatbot.settings_test",
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+    }
+
+
+def start_worker(queue: str, log_path: Path, extra_args: list[str] | None = None) -> WorkerProcess:
+    cmd = [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", queue]
+    cmd += ["--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
+    cmd += ["-n", f"{queue}@%h", *(extra_args or [])]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            cmd, cwd=PROJECT_DIR, env=worker_env(), stdout=log, stderr=subprocess.STDOUT
+        )
+    worker = WorkerProcess(process, queue, log_path)
+    deadline = time.monotonic() + 60
+    while "ready." not in worker.log():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"Celery worker did not start:\n{worker.log()}")
+        time.sleep(0.1)
+    return worker
+
+
+@pytest.fixture
+def celery_worker_process(tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A real Celery worker process consuming a queue of its own, on the test database."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(queue, tmp_path / "worker.log")
+    yield worker
+    worker.process.terminate()
+    try:
+        worker.process.wait(10)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
