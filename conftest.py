@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -72,3 +73,20 @@ def celery_worker_process(tmp_path: Path) -> Iterator[WorkerProcess]:
         worker.process.wait(10)
     except subprocess.TimeoutExpired:
         worker.process.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_redis_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Start each session with this worker's Redis database empty (ids restart with the test
+    database, so leftover turn streams would collide); at the end, end stray connections that
+    worker threads of async tests still hold, so the test database can be dropped."""
+    import redis
+
+    with redis.Redis.from_url(settings.REDIS_URL) as client:
+        client.flushdb()
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP goes to Django, websockets to Channels (session auth, Origin checked)."""
+"""ASGI entry point: HTTP goes to Django, websockets to Channels.
+
+Websockets authenticate by session or by API key; the Origin is checked unless an API-key client
+sends none (see chatbot.users.channels_auth).
+"""
 
 import os
 
@@ -9,15 +13,18 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chatbot.routing import websocket_urlpatterns  # noqa: E402
+from chatbot.users.channels_auth import (  # noqa: E402
+    AllowedHostsOrBearerOriginValidator,
+    ApiKeyAuthMiddleware,
+)
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": AllowedHostsOrBearerOriginValidator(
+            AuthMiddlewareStack(ApiKeyAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

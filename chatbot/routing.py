@@ -1,5 +1,5 @@
 """Websocket URL patterns of every app, collected for the ASGI router."""
 
-from django.urls import URLPattern
+from conversations.routing import websocket_urlpatterns as conversation_patterns
 
-websocket_urlpatterns: list[URLPattern] = []
+websocket_urlpatterns = [*conversation_patterns]

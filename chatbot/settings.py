@@ -240,3 +240,19 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
 }
+
+# --- Chat models ------------------------------------------------------------------------------
+# Any OpenAI-compatible server (OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp server). With neither
+# OPENAI_BASE_URL nor OPENAI_API_KEY set, the clearly labelled offline provider answers instead.
+OPENAI_BASE_URL = env("OPENAI_BASE_URL")
+OPENAI_API_KEY = env("OPENAI_API_KEY")
+CHAT_MODELS = envlist("CHAT_MODELS", "gpt-4o-mini" if OPENAI_BASE_URL or OPENAI_API_KEY else "")
+CHAT_CONTEXT_WINDOW = envint("CHAT_CONTEXT_WINDOW", 8192)
+CHAT_MAX_OUTPUT_TOKENS = envint("CHAT_MAX_OUTPUT_TOKENS", 1024)
+CHAT_SYSTEM_PROMPT = env(
+    "CHAT_SYSTEM_PROMPT",
+    "You are a helpful assistant. Answer clearly and concisely. Use Markdown when it helps.",
+)
+CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 32000)
+CHAT_PROVIDER_READ_TIMEOUT = envint("CHAT_PROVIDER_READ_TIMEOUT", 60)
+CELERY_BEAT_SCHEDULE["turns-reap"] = {"task": "conversations.turns_reap", "schedule": 30.0}

@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("CHATBOT_ENV", "test")
 
 from chatbot.settings import *  # noqa: F403
-from chatbot.settings import CACHES, CHANNEL_LAYERS, REDIS_URL
+from chatbot.settings import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_URL
 
 
 def redis_url_for_worker(url: str) -> str:
@@ -22,5 +22,7 @@ CACHES = {"default": {**CACHES["default"], "LOCATION": REDIS_URL}}
 CHANNEL_LAYERS = {
     "default": {**CHANNEL_LAYERS["default"], "CONFIG": {"hosts": [REDIS_URL], "prefix": "test"}}
 }
+# Async tests run DB steps in worker threads: close each connection so teardown can drop the DB.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]

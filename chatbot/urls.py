@@ -4,9 +4,10 @@ from django.urls import path
 
 from chatbot import views
 from chatbot.api import api
+from conversations.views import chat_page
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", chat_page, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),

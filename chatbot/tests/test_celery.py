@@ -16,7 +16,7 @@ def test_a_task_runs_in_eager_mode():
 
 @pytest.mark.slow
 def test_a_task_round_trips_through_the_real_broker_and_worker(celery_worker_process):
-    result = ping.apply_async(args=["through redis"], queue=celery_worker_process.queue)
+    result = ping.apply_async(args=("through redis",), queue=celery_worker_process.queue)
     assert result.get(timeout=30) == "through redis"
     assert "chatbot.ping" in celery_worker_process.log()
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
@@ -6,7 +8,7 @@ from django.conf import settings
 
 @pytest.mark.asyncio
 async def test_a_message_crosses_between_two_independent_layer_instances():
-    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    config: Any = settings.CHANNEL_LAYERS["default"]["CONFIG"]
     sender = RedisChannelLayer(**config)
     receiver = RedisChannelLayer(**config)
     channel = await receiver.new_channel()

@@ -20,7 +20,8 @@ def throwaway_redis(tmp_path):
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def test_healthz_answers_without_touching_dependencies(client):

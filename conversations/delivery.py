@@ -1,0 +1,102 @@
+"""Frames of one turn for any reader (websocket or SSE, any process, any tab), from a cursor.
+
+Deltas come from the turn's Redis Stream; a reader resuming at cursor N gets N+1.. exactly once.
+When the stream is gone (expired) or quiet while the database already holds the finished turn,
+the rest comes from the database: the full text as delta 1 for a reader at cursor 0, and in
+every case a ``turn.done`` frame carrying the final ``content``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from conversations import streams
+from conversations.models import Message
+from conversations.runtime import db
+
+IDLE_CHECK_MS = 5000
+
+
+def delta_frame(message_id: int, seq: int, text: str) -> dict[str, Any]:
+    return {"type": "turn.delta", "message_id": message_id, "seq": seq, "text": text}
+
+
+def done_frame(message_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "turn.done", "message_id": message_id, **payload}
+
+
+def message_state(message_id: int) -> Message | None:
+    return (
+        Message.objects.filter(pk=message_id)
+        .only(
+            "id",
+            "status",
+            "content",
+            "prompt_tokens",
+            "completion_tokens",
+            "citations",
+            "error_code",
+            "error_detail",
+        )
+        .first()
+    )
+
+
+def frames_from_database(message: Message, cursor: int) -> list[dict[str, Any]]:
+    frames = []
+    if cursor == 0 and message.content:
+        frames.append(delta_frame(message.pk, 1, message.content))
+    payload: dict[str, Any] = {
+        "status": message.status,
+        "usage": {
+            "prompt_tokens": message.prompt_tokens,
+            "completion_tokens": message.completion_tokens,
+        },
+        "citations": message.citations,
+        "content": message.content,
+    }
+    if message.error_code:
+        payload["error"] = {"code": message.error_code, "detail": message.error_detail}
+    frames.append(done_frame(message.pk, payload))
+    return frames
+
+
+async def turn_frames(
+    message_id: int, cursor: int = 0, *, live: bool = False
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield delta frames after ``cursor`` and then one done frame.
+
+    ``live`` says the turn has just begun here, so its stream cannot have expired yet: the
+    database check before the first blocking read is skipped (time to first token).
+    """
+    after = cursor
+    check_database = not live
+    while True:
+        if check_database:
+            check_database = False
+            finished = await finished_turn(message_id)
+            if finished is not None:
+                for frame in frames_from_database(finished, after):
+                    yield frame
+                return
+        entries = await streams.stream_read(message_id, after, block_ms=IDLE_CHECK_MS)
+        for entry in entries:
+            if entry.done is not None:
+                yield done_frame(message_id, entry.done)
+                return
+            yield delta_frame(message_id, entry.seq, entry.text or "")
+            after = entry.seq
+        check_database = not entries
+
+
+async def finished_turn(message_id: int) -> Message | None:
+    """The finished message when its stream is gone (or quiet with the turn already over)."""
+    if await streams.stream_exists(message_id):
+        entries = await streams.stream_read(message_id, 0, block_ms=0)
+        if entries and entries[-1].done is not None:
+            return None  # the stream has it all, done included: read it from there
+    message = await db(message_state)(message_id)
+    if message is None or message.is_active:
+        return None
+    return message

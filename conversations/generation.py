@@ -1,0 +1,162 @@
+"""Generate one answer: plan (DB), stream from the provider into Redis, finish (DB).
+
+No database connection or transaction is held while the provider streams: the plan and the
+finish are short synchronous calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from conversations import streams
+from conversations.context import context_build
+from conversations.models import Message
+from conversations.relay import Relay
+from conversations.runtime import TurnRunner, db
+from conversations.services import TurnOutcome, turn_finish, turn_mark_streaming
+from llm.chat import ChatMessage, Delta, Finish
+from llm.exceptions import ProviderError
+from llm.registry import chat_provider
+from llm.tokens import token_estimate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    message_id: int
+    conversation_id: int
+    model: str
+    messages: list[ChatMessage]
+    max_tokens: int
+    summarize_through_id: int | None
+
+
+def turn_plan(*, message_id: int) -> TurnPlan | None:
+    """What to send to the model for this pending turn; None if it is no longer pending."""
+    from django.conf import settings
+
+    message = (
+        Message.objects.select_related("conversation", "reply_to")
+        .filter(pk=message_id, status__in=Message.ACTIVE_STATUSES)
+        .first()
+    )
+    if message is None or message.reply_to is None:
+        return None
+    context = context_build(conversation=message.conversation, question=message.reply_to)
+    return TurnPlan(
+        message_id=message.pk,
+        conversation_id=message.conversation_id,
+        model=message.model,
+        messages=context.messages,
+        max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
+        summarize_through_id=context.dropped_before_id,
+    )
+
+
+async def stream_answer(plan: TurnPlan, relay: Relay, runner: TurnRunner) -> Finish | None:
+    finish = None
+    answer = chat_provider().stream_chat(
+        model=plan.model, messages=plan.messages, max_tokens=plan.max_tokens
+    )
+    async with contextlib.aclosing(answer) as events:  # type: ignore[type-var]  # a stop releases the connection at once
+        async for event in events:
+            if isinstance(event, Delta):
+                first = relay.first_delta_at is None
+                await relay.push(event.text)
+                if first:
+                    runner.spawn(db(turn_mark_streaming)(message_id=plan.message_id))
+            elif isinstance(event, Finish):
+                finish = event
+    return finish
+
+
+def outcome_for(
+    plan: TurnPlan, relay: Relay, started: float, status: str, **extra: Any
+) -> TurnOutcome:
+    finish: Finish | None = extra.pop("finish", None)
+    completion = finish.completion_tokens if finish and finish.completion_tokens else None
+    prompt = finish.prompt_tokens if finish and finish.prompt_tokens else None
+    ttft = relay.first_delta_at
+    return TurnOutcome(
+        status=status,
+        content=relay.text,
+        provider=chat_provider().name,
+        model=plan.model,
+        prompt_tokens=prompt or sum(token_estimate(m.content) for m in plan.messages),
+        completion_tokens=completion or token_estimate(relay.text),
+        ttft_ms=round((ttft - started) * 1000) if ttft else None,
+        duration_ms=round((time.monotonic() - started) * 1000),
+        **extra,
+    )
+
+
+async def turn_generate(message_id: int, runner: TurnRunner) -> None:
+    """The whole life of one answer; always ends the turn's stream with a ``done`` entry."""
+    started = time.monotonic()
+    plan, _ = await asyncio.gather(
+        db(turn_plan)(message_id=message_id), streams.heartbeat_beat([message_id])
+    )
+    if plan is None:
+        return
+    relay = Relay(message_id)
+    stream_task = asyncio.get_running_loop().create_task(stream_answer(plan, relay, runner))
+    runner.streams[message_id] = stream_task
+    outcome = await outcome_of(stream_task, plan, relay, runner, started)
+    await relay.close()
+    if await db(turn_finish)(message_id=message_id, outcome=outcome):
+        await streams.stream_close(message_id, relay.seq + 1, done_payload(outcome))
+    if plan.summarize_through_id:
+        runner.spawn(db(summary_request)(plan.conversation_id, plan.summarize_through_id))
+
+
+async def outcome_of(
+    stream_task: asyncio.Task[Finish | None],
+    plan: TurnPlan,
+    relay: Relay,
+    runner: TurnRunner,
+    started: float,
+) -> TurnOutcome:
+    """Wait for the stream and say how the turn ended."""
+    try:
+        finish = await stream_task
+    except asyncio.CancelledError:
+        if plan.message_id not in runner.stopping:
+            raise  # the process is shutting down: the reaper will settle this turn
+        return outcome_for(plan, relay, started, Message.Status.STOPPED)
+    except ProviderError as exc:
+        status = Message.Status.INTERRUPTED if relay.parts else Message.Status.FAILED
+        code = "provider_unavailable" if exc.retryable else "provider_error"
+        return outcome_for(plan, relay, started, status, error_code=code, error_detail=str(exc))
+    except Exception as exc:
+        logger.exception("turn %s failed", plan.message_id)
+        status = Message.Status.INTERRUPTED if relay.parts else Message.Status.FAILED
+        detail = f"internal error ({type(exc).__name__})"
+        return outcome_for(plan, relay, started, status, error_code="internal", error_detail=detail)
+    return outcome_for(plan, relay, started, Message.Status.COMPLETE, finish=finish)
+
+
+def done_payload(outcome: TurnOutcome) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "status": outcome.status,
+        "usage": {
+            "prompt_tokens": outcome.prompt_tokens,
+            "completion_tokens": outcome.completion_tokens,
+        },
+        "citations": outcome.citations or [],
+        "content": outcome.content,
+    }
+    if outcome.error_code:
+        payload["error"] = {"code": outcome.error_code, "detail": outcome.error_detail}
+    return payload
+
+
+def summary_request(conversation_id: int, through_id: int) -> None:
+    from conversations.tasks import conversation_summarize_task
+
+    conversation_summarize_task.delay(conversation_id, through_id)

@@ -1,0 +1,104 @@
+"""Runs turns as asyncio tasks detached from the connection that asked for them.
+
+One ``TurnRunner`` per event loop keeps the tasks referenced, and one supervisor loop serves all
+of them: every 100 ms it asks Redis (one MGET) whether any running turn was asked to stop, from
+any process, and every 5 s it refreshes their heartbeats (one pipeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from conversations import streams
+
+logger = logging.getLogger(__name__)
+
+STOP_POLL_S = 0.1
+HEARTBEAT_EVERY_S = 5.0
+
+TurnJob = Callable[[int, "TurnRunner"], Coroutine[Any, Any, None]]
+
+
+class TurnRunner:
+    def __init__(self) -> None:
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.streams: dict[int, asyncio.Task[Any]] = {}
+        self.stopping: set[int] = set()
+        self.background: set[asyncio.Task[Any]] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+
+    def start(self, message_id: int, job: TurnJob) -> None:
+        """Run ``job`` for a turn unless this process already runs it."""
+        if message_id in self.tasks:
+            return
+        task = asyncio.get_running_loop().create_task(job(message_id, self))
+        self.tasks[message_id] = task
+        task.add_done_callback(lambda _: self.forget(message_id))
+        if self._supervisor is None or self._supervisor.done():
+            self._supervisor = asyncio.get_running_loop().create_task(self.supervise())
+
+    def forget(self, message_id: int) -> None:
+        self.tasks.pop(message_id, None)
+        self.streams.pop(message_id, None)
+        self.stopping.discard(message_id)
+
+    def spawn(self, coroutine: Awaitable[Any]) -> None:
+        """Fire and forget, but keep a reference so the task is not garbage collected."""
+        task = asyncio.ensure_future(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def stop(self, message_id: int) -> None:
+        """Ask the turn to stop wherever it runs; here, at once."""
+        self.cancel_stream(message_id)
+        await streams.stop_request(message_id)
+
+    def cancel_stream(self, message_id: int) -> None:
+        stream = self.streams.get(message_id)
+        if stream is not None and not stream.done():
+            self.stopping.add(message_id)
+            stream.cancel()
+
+    async def supervise(self) -> None:
+        since_beat = HEARTBEAT_EVERY_S
+        while self.tasks:
+            try:
+                running = list(self.tasks)
+                if since_beat >= HEARTBEAT_EVERY_S:
+                    await streams.heartbeat_beat(running)
+                    since_beat = 0.0
+                for message_id in await streams.stop_requested(list(self.streams)):
+                    self.cancel_stream(message_id)
+            except Exception:  # Redis hiccup: keep supervising, the next tick retries
+                logger.exception("turn supervisor tick failed")
+            await asyncio.sleep(STOP_POLL_S)
+            since_beat += STOP_POLL_S
+
+
+_runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnRunner] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def turn_runner() -> TurnRunner:
+    """The runner of the running event loop."""
+    loop = asyncio.get_running_loop()
+    runner = _runners.get(loop)
+    if runner is None:
+        runner = _runners[loop] = TurnRunner()
+    return runner
+
+
+def db[R](func: Callable[..., R]) -> Callable[..., Awaitable[R]]:
+    """Run a synchronous service in a worker thread with a healthy database connection.
+
+    Not thread-sensitive: turns of many users run their short DB steps in parallel instead of
+    queueing on one thread, which would add to everyone's time to first token.
+    """
+    return database_sync_to_async(func, thread_sensitive=False)  # type: ignore[no-any-return]

@@ -1,0 +1,266 @@
+"""Writes: every state change of conversations and turns goes through a function here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from conversations.exceptions import InvalidInput, TurnInProgress
+from conversations.models import Conversation, Message
+from conversations.selectors import conversation_get_for_user
+from llm.registry import chat_models
+from llm.tokens import token_estimate
+
+MAX_TITLE_CHARS = 200
+MAX_KEY_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A user message and the assistant message answering it; ``created`` is False on a replay."""
+
+    conversation_id: int
+    user_message: Message
+    assistant_message: Message
+    created: bool
+
+
+def model_validate(model: str | None) -> str:
+    models = chat_models()
+    if not model:
+        return models[0]
+    if model not in models:
+        raise InvalidInput(f"unknown model {model!r}; choose one of {', '.join(models)}")
+    return model
+
+
+def title_validate(title: str) -> str:
+    title = title.strip()
+    if len(title) > MAX_TITLE_CHARS:
+        raise InvalidInput(f"title is longer than {MAX_TITLE_CHARS} characters")
+    return title
+
+
+@transaction.atomic
+def conversation_create(*, owner: Any, title: str = "", model: str | None = None) -> Conversation:
+    """Start a conversation for ``owner`` with a validated title and model."""
+    return Conversation.objects.create(
+        owner=owner, title=title_validate(title), model=model_validate(model)
+    )
+
+
+@transaction.atomic
+def conversation_update(
+    *,
+    conversation: Conversation,
+    title: str | None = None,
+    pinned: bool | None = None,
+    archived: bool | None = None,
+) -> Conversation:
+    """Rename, pin or archive; only the given fields change."""
+    changed = []
+    if title is not None:
+        conversation.title = title_validate(title)
+        changed.append("title")
+    if pinned is not None:
+        conversation.pinned = pinned
+        changed.append("pinned")
+    if archived is not None:
+        conversation.archived = archived
+        changed.append("archived")
+    if changed:
+        conversation.save(update_fields=[*changed, "updated_at"])
+    return conversation
+
+
+@transaction.atomic
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Soft delete: the conversation disappears for its owner and can be restored for a while."""
+    conversation.deleted_at = timezone.now()
+    conversation.save(update_fields=["deleted_at", "updated_at"])
+
+
+def content_validate(content: str) -> str:
+    if not content.strip():
+        raise InvalidInput("message content is empty")
+    if len(content) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise InvalidInput(f"message is longer than {settings.CHAT_MAX_MESSAGE_CHARS} characters")
+    return content
+
+
+def key_validate(key: str) -> str:
+    if not 1 <= len(key) <= MAX_KEY_CHARS or not key.isprintable():
+        raise InvalidInput(f"idempotency_key must be 1 to {MAX_KEY_CHARS} printable characters")
+    return key
+
+
+def turn_replay(conversation: Conversation, key: str) -> Turn | None:
+    user_message = (
+        Message.objects.filter(conversation=conversation, idempotency_key=key)
+        .select_related("reply")
+        .first()
+    )
+    if user_message is None:
+        return None
+    return Turn(conversation.pk, user_message, user_message.reply, created=False)
+
+
+def turn_begin(*, user: Any, conversation_id: int, content: str, idempotency_key: str) -> Turn:
+    """Begin a turn: the user message and a pending assistant message, in one transaction.
+
+    The conversation row lock serialises turns of one conversation: a double submit with the
+    same idempotency key gets the same turn back, and a second turn while one is running is
+    refused with ``TurnInProgress``.
+    """
+    content, key = content_validate(content), key_validate(idempotency_key)
+    try:
+        with transaction.atomic():
+            conversation = conversation_get_for_user(
+                user=user, conversation_id=conversation_id, for_update=True
+            )
+            replay = turn_replay(conversation, key)
+            if replay is not None:
+                return replay
+            return turn_create(conversation, content, key)
+    except IntegrityError:  # a concurrent begin with the same key won the race
+        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        replay = turn_replay(conversation, key)
+        if replay is None:
+            raise
+        return replay
+
+
+def turn_create(conversation: Conversation, content: str, key: str) -> Turn:
+    active = Message.objects.filter(
+        conversation=conversation, status__in=Message.ACTIVE_STATUSES
+    ).exists()
+    if active:
+        raise TurnInProgress("an answer is still being written in this conversation")
+    user_message = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content=content, idempotency_key=key
+    )
+    assistant = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.PENDING,
+        reply_to=user_message,
+        model=conversation.model,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    return Turn(conversation.pk, user_message, assistant, created=True)
+
+
+def turn_mark_streaming(*, message_id: int) -> None:
+    """The first token arrived (a pending turn only: never undoes a finish)."""
+    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+        status=Message.Status.STREAMING
+    )
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    status: str
+    content: str
+    provider: str = ""
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: int | None = None
+    duration_ms: int | None = None
+    error_code: str = ""
+    error_detail: str = ""
+    citations: list[dict[str, Any]] | None = None
+
+
+@transaction.atomic
+def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
+    """Record how a turn ended, once: False when it had already been finished (or reaped)."""
+    updated = Message.objects.filter(pk=message_id, status__in=Message.ACTIVE_STATUSES).update(
+        status=outcome.status,
+        content=outcome.content,
+        provider=outcome.provider,
+        model=outcome.model or F("model"),
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        ttft_ms=outcome.ttft_ms,
+        duration_ms=outcome.duration_ms,
+        error_code=outcome.error_code,
+        error_detail=outcome.error_detail,
+        citations=outcome.citations or [],
+        finished_at=timezone.now(),
+    )
+    if updated:
+        Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
+    return bool(updated)
+
+
+REAP_GRACE_S = 30
+
+
+def turns_reap(*, grace_s: int = REAP_GRACE_S) -> list[int]:
+    """Turn turns whose task died (no heartbeat) into ``interrupted``, keeping the partial text.
+
+    Returns the ids of the reaped assistant messages.
+    """
+    from conversations.generation import done_payload
+    from conversations.selectors import active_turns_older_than
+    from conversations.streams import heartbeats_alive, stream_close_sync, stream_text_sync
+
+    cutoff = timezone.now() - timedelta(seconds=grace_s)
+    candidates = [message.pk for message in active_turns_older_than(cutoff=cutoff)]
+    alive = heartbeats_alive(candidates)
+    reaped = []
+    for message_id in candidates:
+        if message_id in alive:
+            continue
+        text, last_seq, _ = stream_text_sync(message_id)
+        outcome = TurnOutcome(
+            status=Message.Status.INTERRUPTED,
+            content=text,
+            completion_tokens=token_estimate(text),
+            error_code="interrupted",
+            error_detail="The answer was interrupted (the server stopped); its text is kept.",
+        )
+        if turn_finish(message_id=message_id, outcome=outcome):
+            stream_close_sync(message_id, last_seq + 1, done_payload(outcome))
+            reaped.append(message_id)
+    return reaped
+
+
+def summary_write(*, previous: str, messages: list[Message]) -> str:
+    """A compact summary of older messages: by the model when one is configured, else extractive."""
+    from conversations.summaries import summary_by_model, summary_extractive
+    from llm.registry import chat_is_configured
+
+    if chat_is_configured():
+        return summary_by_model(previous=previous, messages=messages)
+    return summary_extractive(previous=previous, messages=messages)
+
+
+def conversation_summarize(*, conversation_id: int, through_id: int) -> bool:
+    """Fold messages up to ``through_id`` into the conversation's rolling summary."""
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is None:
+        return False
+    start = conversation.summary_through_id or 0
+    if start >= through_id:
+        return False
+    messages = list(
+        Message.objects.filter(conversation=conversation, id__gt=start, id__lte=through_id)
+        .exclude(content="")
+        .order_by("id")
+    )
+    summary = summary_write(previous=conversation.summary, messages=messages)
+    # Compare-and-set: a concurrent summary of the same range must not be folded in twice.
+    updated = Conversation.objects.filter(pk=conversation_id)
+    if start:
+        updated = updated.filter(summary_through_id=start)
+    else:
+        updated = updated.filter(summary_through_id__isnull=True)
+    return bool(updated.update(summary=summary, summary_through_id=through_id))

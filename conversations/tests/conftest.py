@@ -1,0 +1,102 @@
+"""Fixtures for chat tests: a fake OpenAI-compatible server and websocket clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from chatbot.users.tests.factories import UserFactory
+from conversations.models import Conversation
+from conversations.routing import websocket_urlpatterns
+from conversations.services import conversation_create
+from llm.fake_server import FakeServerConfig, RunningFakeServer, run_in_thread
+from llm.registry import chat_provider
+
+FAKE_MODEL = "fake-model"
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[RunningFakeServer]:
+    server = run_in_thread(FakeServerConfig(tokens=20))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(fake_server: RunningFakeServer, settings: Any) -> Iterator[RunningFakeServer]:
+    """Point the product at the fake server (cleared of overrides) for this test."""
+    fake_server.clear_override()
+    settings.OPENAI_BASE_URL = fake_server.base_url
+    settings.OPENAI_API_KEY = "test-key-not-real"
+    settings.CHAT_MODELS = [FAKE_MODEL, "fake-500", "fake-reset"]
+    settings.CHAT_PROVIDER_READ_TIMEOUT = 5
+    yield fake_server
+    fake_server.clear_override()
+
+
+@pytest.fixture
+def alice(transactional_db: None) -> Any:
+    return UserFactory.create(username="alice")
+
+
+@pytest.fixture
+def mallory(transactional_db: None) -> Any:
+    return UserFactory.create(username="mallory")
+
+
+@pytest.fixture
+def conversation(alice: Any, fake_llm: RunningFakeServer) -> Conversation:
+    return conversation_create(owner=alice, title="test", model=FAKE_MODEL)
+
+
+class ChatClient:
+    """A websocket client of the chat protocol, with the frames it has seen."""
+
+    def __init__(self, user: Any, conversation_id: int) -> None:
+        application = URLRouter(websocket_urlpatterns)
+        self.ws = WebsocketCommunicator(application, f"/ws/conversations/{conversation_id}/")
+        self.ws.scope["user"] = user
+
+    async def connect(self) -> bool:
+        connected, _ = await self.ws.connect()
+        return bool(connected)
+
+    async def send(self, **frame: Any) -> None:
+        await self.ws.send_to(text_data=json.dumps(frame))
+
+    async def receive(self, timeout: float = 5) -> dict[str, Any]:
+        frame: dict[str, Any] = json.loads(await self.ws.receive_from(timeout=timeout))
+        return frame
+
+    async def until_done(self, timeout: float = 10) -> list[dict[str, Any]]:
+        """Frames up to and including the next turn.done (or error)."""
+        frames = []
+        while True:
+            frame = await self.receive(timeout)
+            frames.append(frame)
+            if frame["type"] in {"turn.done", "error"}:
+                return frames
+
+    async def close(self) -> None:
+        await self.ws.disconnect()
+
+
+def deltas(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [frame for frame in frames if frame["type"] == "turn.delta"]
+
+
+def text_of(frames: list[dict[str, Any]]) -> str:
+    return "".join(frame["text"] for frame in deltas(frames))
+
+
+@pytest_asyncio.fixture
+async def provider_cleanup() -> Any:
+    """Close the provider's HTTP session of this test's event loop."""
+    yield
+    await chat_provider().aclose()
