@@ -2,6 +2,7 @@
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
+from ninja.errors import ValidationError
 
 from conversations.api import router as conversations_router
 from conversations.exceptions import ChatError
@@ -20,3 +21,13 @@ def chat_error(request: HttpRequest, exc: ChatError) -> HttpResponse:
     if retry_after is not None:
         response["Retry-After"] = str(max(1, round(retry_after)))
     return response
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    """Malformed input is a 400 in the same shape as every other error, with the details."""
+    first = exc.errors[0] if exc.errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    detail = f"{where}: {first.get('msg', 'invalid input')}" if where else "invalid input"
+    body = {"code": "invalid", "detail": detail, "errors": exc.errors}
+    return api.create_response(request, body, status=400)

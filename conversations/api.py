@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from chatbot.users.auth import api_auth
 from conversations import selectors, services
@@ -89,12 +89,11 @@ ERRORS: dict[int, type[Schema]] = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 
 
 @router.post("/conversations", response={201: ConversationOut, **ERRORS})
-def conversation_create(request: HttpRequest, payload: ConversationIn) -> tuple[int, Conversation]:
-    return 201, services.conversation_create(
-        owner=caller(request),
-        title=payload.title,
-        model=payload.model,
+def conversation_create(request: HttpRequest, payload: ConversationIn) -> Status[Conversation]:
+    conversation = services.conversation_create(
+        owner=caller(request), title=payload.title, model=payload.model
     )
+    return Status(201, conversation)
 
 
 @router.get("/conversations", response=ConversationPage)
@@ -130,13 +129,13 @@ def conversation_update(
 
 
 @router.delete("/conversations/{conversation_id}", response={204: None, **ERRORS})
-def conversation_delete(request: HttpRequest, conversation_id: int) -> tuple[int, None]:
+def conversation_delete(request: HttpRequest, conversation_id: int) -> Status[None]:
     conversation = selectors.conversation_get_for_user(
         user=caller(request),
         conversation_id=conversation_id,
     )
     services.conversation_delete(conversation=conversation)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/conversations/{conversation_id}/messages", response={200: MessagePage, **ERRORS})
