@@ -56,5 +56,6 @@ def summary_extractive(*, previous: str, messages: list[Message]) -> str:
     for message in messages:
         excerpt = " ".join(message.content.split())[:EXCERPT_CHARS]
         lines.append(f"- {message.role} said: {excerpt}")
-    text = "\n".join(lines)
-    return text[-MAX_SUMMARY_CHARS:]
+    while len(lines) > 1 and sum(len(line) + 1 for line in lines) > MAX_SUMMARY_CHARS:
+        lines.pop(0)  # the oldest goes first
+    return "\n".join(lines)[-MAX_SUMMARY_CHARS:]

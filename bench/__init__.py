@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`); each writes its JSON to bench/results/. See bench/README.md."""
