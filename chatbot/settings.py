@@ -247,6 +247,8 @@ LOGGING = {
 OPENAI_BASE_URL = env("OPENAI_BASE_URL")
 OPENAI_API_KEY = env("OPENAI_API_KEY")
 CHAT_MODELS = envlist("CHAT_MODELS", "gpt-4o-mini" if OPENAI_BASE_URL or OPENAI_API_KEY else "")
+# The optional local model (`make local-llm`), used when no OpenAI-compatible server is set.
+LOCAL_LLM = envbool("LOCAL_LLM", False)
 CHAT_CONTEXT_WINDOW = envint("CHAT_CONTEXT_WINDOW", 8192)
 CHAT_MAX_OUTPUT_TOKENS = envint("CHAT_MAX_OUTPUT_TOKENS", 1024)
 CHAT_SYSTEM_PROMPT = env(

@@ -173,6 +173,7 @@ def test_a_rolling_summary_replaces_the_dropped_messages(conversation, settings)
         add_exchange(conversation, n)
     question = Message.objects.create(conversation=conversation, role="user", content="latest?")
     dropped = context_build(conversation=conversation, question=question).dropped_before_id
+    assert dropped is not None
 
     assert conversation_summarize(conversation_id=conversation.pk, through_id=dropped) is True
     assert conversation_summarize(conversation_id=conversation.pk, through_id=dropped) is False

@@ -1,0 +1,69 @@
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from conversations.models import Conversation, Message
+
+
+class MessageInline(admin.TabularInline[Message, Conversation]):
+    model = Message
+    fields = ("role", "status", "content", "model", "completion_tokens", "ttft_ms", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("id",)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin[Conversation]):
+    list_display = (
+        "id",
+        "title",
+        "owner",
+        "model",
+        "pinned",
+        "archived",
+        "deleted_at",
+        "updated_at",
+    )
+    list_filter = ("model", "pinned", "archived", ("deleted_at", admin.EmptyFieldListFilter))
+    search_fields = ("title", "owner__username", "owner__email")
+    raw_id_fields = ("owner",)
+    date_hierarchy = "updated_at"
+    readonly_fields = ("created_at", "updated_at", "summary", "summary_through_id")
+    inlines = [MessageInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return super().get_queryset(request).select_related("owner")
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin[Message]):
+    list_display = (
+        "id",
+        "conversation",
+        "role",
+        "status",
+        "model",
+        "provider",
+        "ttft_ms",
+        "created_at",
+    )
+    list_filter = ("status", "role", "model", "provider")
+    search_fields = ("=id", "=conversation__id", "error_code")
+    raw_id_fields = ("conversation", "reply_to")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "prompt_tokens",
+        "completion_tokens",
+        "ttft_ms",
+        "duration_ms",
+        "error_code",
+        "error_detail",
+        "created_at",
+        "finished_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return super().get_queryset(request).select_related("conversation")
