@@ -201,6 +201,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "chatbot" / "static"]  # the project package is not an app
 STATIC_ROOT = Path(env("STATIC_ROOT", str(DATA_DIR / "static")))
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one

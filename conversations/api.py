@@ -49,6 +49,7 @@ class MessageOut(Schema):
     status: str
     model: str
     error_code: str
+    error_detail: str
     prompt_tokens: int
     completion_tokens: int
     citations: list[dict[str, Any]]

@@ -77,11 +77,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         self.readers = {}
         user = self.scope.get("user")
+        await self.accept()  # then close with a code: a refused handshake reaches browsers as 1006
         if user is None or not user.is_authenticated:
+            await self.send_json(error_frame("unauthenticated", "log in first"))
             await self.close(code=4401)
             return
         self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
-        await self.accept()
         try:
             await db(conversation_get_for_user)(user=user, conversation_id=self.conversation_id)
         except NotFound as exc:

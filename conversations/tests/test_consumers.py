@@ -257,8 +257,10 @@ async def test_anonymous_connections_are_refused(conversation):
     from django.contrib.auth.models import AnonymousUser
 
     client = ChatClient(AnonymousUser(), conversation.pk)
-    connected, code = await client.ws.connect()
-    assert (connected, code) == (False, 4401)
+    assert await client.connect()
+    frame = await client.receive()
+    assert (frame["type"], frame["code"]) == ("error", "unauthenticated")
+    assert await client.ws.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,19 @@
 (() => {
   const LIVE_STATUSES = new Set(["pending", "streaming"]);
   const BADGES = { stopped: "Stopped", interrupted: "Interrupted", failed: "Failed" };
+  // By error code, so a live turn and the same turn reloaded from history read alike, and raw
+  // provider messages are not shown to users. Unknown codes fall back to the server's words.
+  const ERROR_TEXT = {
+    provider_unavailable: "the model is unavailable right now. Try again.",
+    provider_error: "the model could not answer.",
+    internal: "something went wrong on our side.",
+    interrupted: "the server stopped; the text so far is kept.",
+  };
   const CONNECTION_LABELS = {
     idle: "Not connected", connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…",
+    signedOut: "Logged out",
   };
+  const TITLE_CHARS = 60;
   const STICK_THRESHOLD_PX = 40;
   const RESUME_RETRY_MS = 2000;
   const BACKOFF_MIN_MS = 500;
@@ -166,12 +176,13 @@
     return li;
   }
 
-  function setMessageStatus(li, status, detail) {
+  function setMessageStatus(li, status, code, detail) {
     li.dataset.status = status;
     li.setAttribute("aria-busy", String(LIVE_STATUSES.has(status)));
     li.querySelector(".msg-badge")?.remove();
     if (!BADGES[status]) return;
-    const textContent = detail ? `${BADGES[status]}: ${detail}` : BADGES[status];
+    const reason = ERROR_TEXT[code] || detail || code;
+    const textContent = reason ? `${BADGES[status]}: ${reason}` : BADGES[status];
     bodyOf(li).after(el("p", { className: "msg-badge", textContent, dataset: { testid: "message-status" } }));
   }
 
@@ -267,10 +278,36 @@
     const ws = new WebSocket(`${scheme}//${location.host}${config.wsBase}${state.conversationId}/`);
     state.socket = ws;
     setConnection(state.retries ? "reconnecting" : "connecting");
+    let opened = false;
     // Events from a socket we have since replaced are ignored, so a late close cannot reconnect it.
-    ws.addEventListener("open", () => { if (ws === state.socket) onOpen(); });
+    ws.addEventListener("open", () => {
+      opened = true;
+      if (ws === state.socket) onOpen();
+    });
     ws.addEventListener("message", (event) => { if (ws === state.socket) onFrame(event.data); });
-    ws.addEventListener("close", () => { if (ws === state.socket) scheduleReconnect(); });
+    ws.addEventListener("close", (event) => { if (ws === state.socket) onClose(ws, event.code, opened); });
+  }
+
+  // 4404: the conversation is gone (deleted in another tab): retrying cannot help. A refused
+  // handshake reaches the browser only as 1006, the same as a server that is down, so ask the
+  // REST API whether the session ended (logged out elsewhere) before retrying forever.
+  async function onClose(ws, code, opened) {
+    if (code === 4404) return void stopReconnecting("idle");
+    if (opened && code !== 4401) return void scheduleReconnect();
+    try {
+      await api(withQuery(config.api, { limit: 1 }));
+    } catch (err) {
+      if (ws === state.socket && (err.status === 401 || err.status === 403)) {
+        stopReconnecting("signedOut");
+        return void showError("Your session has ended: reload the page to log in again.");
+      }
+    }
+    if (ws === state.socket) scheduleReconnect();
+  }
+
+  function stopReconnecting(connection) {
+    state.socket = null;
+    setConnection(connection);
   }
 
   function disconnect() {
@@ -361,26 +398,31 @@
     if (Date.now() - (state.resumedAt.get(id) ?? 0) > RESUME_RETRY_MS) resume(id);
   }
 
-  function onDone({ message_id: id, status, citations, error }) {
+  function onDone({ message_id: id, status, citations, error, content }) {
     if (!state.live.has(id)) return;
     const receivedText = (state.lastSeq.get(id) ?? 0) > 0;
     state.live.delete(id);
     forgetSeq(id);
     const li = findMessage(id);
     if (li) {
-      bodyOf(li).normalize();
-      setMessageStatus(li, status, error?.detail || error?.code);
+      // The final text rides on the done frame: it also covers a resume whose deltas had expired.
+      const body = bodyOf(li);
+      if (typeof content === "string" && body.textContent !== content) body.textContent = content;
+      else body.normalize();
+      setMessageStatus(li, status, error?.code, error?.detail);
       renderCitations(li, citations);
     }
     updateComposer();
     followBottom();
-    // A turn that ended before its replay came back as done-without-deltas: read its text from the DB.
-    if (!receivedText && status !== "failed") loadMessages();
+    // Without that text, a turn that ended before its replay came back: read it from the DB.
+    if (typeof content !== "string" && !receivedText && status !== "failed") loadMessages();
   }
 
   function onErrorFrame({ code, detail, retry_after: retryAfter }) {
     showError(retryAfter != null ? `Slow down: try again in ${Math.ceil(retryAfter)} s` : detail || code);
-    if (!state.pendingSend) return;
+    // Not about a send: it may be a turn's reader that failed ("lost the answer stream"), which
+    // would leave the turn spinning forever. Resuming from our cursors is harmless if it was not.
+    if (!state.pendingSend) return void state.live.forEach(resume);
     // The server refused the message: give the text back so it can be sent again.
     const { bubble, content } = state.pendingSend;
     state.pendingSend = null;
@@ -413,12 +455,22 @@
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   }
 
+  // Named after its first message, so the sidebar is not a column of identical "New chat" rows.
+  function titleFrom(text) {
+    const line = text.replace(/\s+/g, " ").trim();
+    if (line.length <= TITLE_CHARS) return line;
+    const cut = line.slice(0, TITLE_CHARS - 1);
+    const space = cut.lastIndexOf(" ");
+    return `${space > TITLE_CHARS / 2 ? cut.slice(0, space) : cut}…`;
+  }
+
   // A conversation is created lazily, on the first message, so "New chat" leaves no empty rows.
-  async function createConversation() {
+  async function createConversation(firstMessage) {
     state.creating = true;
     updateComposer();
     try {
-      const conv = await api(config.api, { method: "POST", body: { title: "", model: els.model.value } });
+      const body = { title: titleFrom(firstMessage), model: els.model.value };
+      const conv = await api(config.api, { method: "POST", body });
       addConversation(conv, "prepend");
       openConversation(conv.id, { loadHistory: false });
       return true;
@@ -435,7 +487,7 @@
     const content = els.input.value.trim();
     if (!content || isBusy()) return;
     clearError();
-    if (state.conversationId === null && !(await createConversation())) return;
+    if (state.conversationId === null && !(await createConversation(content))) return;
     const bubble = renderMessage({ role: "user", content, status: "complete" });
     els.messages.append(bubble);
     state.pendingSend = { content, key: newIdempotencyKey(), bubble };
