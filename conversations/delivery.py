@@ -13,7 +13,7 @@ from typing import Any
 
 from conversations import streams
 from conversations.models import Message
-from conversations.runtime import db
+from conversations.runtime import db, turn_runner
 
 IDLE_CHECK_MS = 5000
 
@@ -24,6 +24,12 @@ def delta_frame(message_id: int, seq: int, text: str) -> dict[str, Any]:
 
 def done_frame(message_id: int, payload: dict[str, Any]) -> dict[str, Any]:
     return {"type": "turn.done", "message_id": message_id, **payload}
+
+
+def entry_frame(message_id: int, entry: streams.StreamEntry) -> dict[str, Any]:
+    if entry.done is not None:
+        return done_frame(message_id, entry.done)
+    return delta_frame(message_id, entry.seq, entry.text or "")
 
 
 def message_state(message_id: int) -> Message | None:
@@ -70,6 +76,11 @@ async def turn_frames(
     ``live`` says the turn has just begun here, so its stream cannot have expired yet: the
     database check before the first blocking read is skipped (time to first token).
     """
+    local = turn_runner().hub.get(message_id)
+    if local is not None:  # generated in this process: straight from memory
+        async for entry in local.read(cursor):
+            yield entry_frame(message_id, entry)
+        return
     after = cursor
     check_database = not live
     while True:
@@ -82,10 +93,9 @@ async def turn_frames(
                 return
         entries = await streams.stream_read(message_id, after, block_ms=IDLE_CHECK_MS)
         for entry in entries:
+            yield entry_frame(message_id, entry)
             if entry.done is not None:
-                yield done_frame(message_id, entry.done)
                 return
-            yield delta_frame(message_id, entry.seq, entry.text or "")
             after = entry.seq
         check_database = not entries
 

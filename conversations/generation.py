@@ -102,15 +102,21 @@ async def turn_generate(message_id: int, runner: TurnRunner) -> None:
     plan, _ = await asyncio.gather(
         db(turn_plan)(message_id=message_id), streams.heartbeat_beat([message_id])
     )
-    if plan is None:
+    local = runner.hub.open(message_id)
+    if plan is None:  # already finished elsewhere (reaped): tell local readers how it ended
+        local.publish(streams.StreamEntry(0, None, await db(finished_payload)(message_id)))
+        runner.hub.release_later(message_id)
         return
-    relay = Relay(message_id)
+    relay = Relay(message_id, local)
     stream_task = asyncio.get_running_loop().create_task(stream_answer(plan, relay, runner))
     runner.streams[message_id] = stream_task
     outcome = await outcome_of(stream_task, plan, relay, runner, started)
     await relay.close()
+    done = done_payload(outcome)
     if await db(turn_finish)(message_id=message_id, outcome=outcome):
-        await streams.stream_close(message_id, relay.seq + 1, done_payload(outcome))
+        await streams.stream_close(message_id, relay.seq + 1, done)
+    local.publish(streams.StreamEntry(relay.seq + 1, None, done))
+    runner.hub.release_later(message_id)
     if plan.summarize_through_id:
         runner.spawn(db(summary_request)(plan.conversation_id, plan.summarize_through_id))
 
@@ -160,3 +166,13 @@ def summary_request(conversation_id: int, through_id: int) -> None:
     from conversations.tasks import conversation_summarize_task
 
     conversation_summarize_task.delay(conversation_id, through_id)
+
+
+def finished_payload(message_id: int) -> dict[str, Any]:
+    from conversations.delivery import frames_from_database, message_state
+
+    message = message_state(message_id)
+    if message is None:
+        return {"status": Message.Status.FAILED, "usage": {}, "citations": [], "content": ""}
+    done = frames_from_database(message, cursor=1)[-1]
+    return {key: value for key, value in done.items() if key not in {"type", "message_id"}}

@@ -16,6 +16,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from conversations import streams
+from conversations.hub import TurnHub
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +32,14 @@ class TurnRunner:
         self.streams: dict[int, asyncio.Task[Any]] = {}
         self.stopping: set[int] = set()
         self.background: set[asyncio.Task[Any]] = set()
+        self.hub = TurnHub()
         self._supervisor: asyncio.Task[None] | None = None
 
     def start(self, message_id: int, job: TurnJob) -> None:
         """Run ``job`` for a turn unless this process already runs it."""
         if message_id in self.tasks:
             return
+        self.hub.open(message_id)  # before any reader looks: they all read from memory
         task = asyncio.get_running_loop().create_task(job(message_id, self))
         self.tasks[message_id] = task
         task.add_done_callback(lambda _: self.forget(message_id))

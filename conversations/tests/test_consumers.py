@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 
 from conversations import streams
 from conversations.models import Message
+from conversations.runtime import turn_runner
 from conversations.tests.conftest import ChatClient, deltas, text_of
 from llm.fake_server import token_text
 
@@ -86,6 +87,11 @@ async def test_reconnecting_after_completion_replays_the_stream_then_falls_back_
     await client.send(type="turn.resume", message_id=message_id, cursor=0)
     replay = await client.until_done()
     assert text_of(replay) == answer(20)
+
+    turn_runner().hub.turns.pop(message_id)  # time passes: this process forgets the turn
+    await client.send(type="turn.resume", message_id=message_id, cursor=0)
+    from_redis = await client.until_done()
+    assert text_of(from_redis) == answer(20)
 
     await streams.async_client().delete(streams.stream_key(message_id))  # the stream expired
     await client.send(type="turn.resume", message_id=message_id, cursor=0)
@@ -312,3 +318,28 @@ async def test_many_concurrent_turns_lose_and_duplicate_nothing(alice, fake_llm)
     for frames in results:
         assert [f["seq"] for f in deltas(frames)] == list(range(1, len(deltas(frames)) + 1))
         assert text_of(frames) == answer(20)
+
+
+async def test_a_reader_in_another_process_gets_the_turn_through_redis_exactly_once(
+    conversation, fake_llm
+):
+    fake_llm.set_override(tokens=60, tokens_per_s=150)
+    sender = ChatClient(conversation.owner, conversation.pk)
+    await sender.connect()
+    message_id = await start_turn(sender)
+    first = await sender.receive()
+    assert first["seq"] == 1
+    local = turn_runner().hub.turns.pop(message_id)  # readers from now on see only Redis
+    remote = ChatClient(conversation.owner, conversation.pk)
+    await remote.connect()
+    await remote.send(type="turn.resume", message_id=message_id, cursor=2)
+    frames = await remote.until_done()
+    sent = [first, *await sender.until_done()]
+    await sender.close()
+    await remote.close()
+
+    seqs = [f["seq"] for f in deltas(frames)]
+    assert seqs == list(range(3, 3 + len(seqs)))
+    head = "".join(entry.text or "" for entry in local.entries[:2])
+    assert head + text_of(frames) == answer(60) == text_of(sent)
+    assert frames[-1]["status"] == "complete"
