@@ -96,9 +96,13 @@ if not DATABASE_URL or not REDIS_URL:
 
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        DATABASE_URL,
+        conn_max_age=envint("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=envbool("DB_CONN_HEALTH_CHECKS", False),
     )
 }
+# Threads that run the short database steps of streaming turns (see conversations/runtime.py).
+DB_THREADS = envint("DB_THREADS", 4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {

@@ -14,7 +14,7 @@ from chatbot.users.auth import api_auth
 from conversations import selectors, services
 from conversations.delivery import turn_frames
 from conversations.exceptions import InvalidInput
-from conversations.generation import turn_generate
+from conversations.generation import turn_job, turn_start
 from conversations.models import Conversation, Message
 from conversations.runtime import db, turn_runner
 
@@ -166,7 +166,7 @@ async def message_send(
     key = payload.idempotency_key or request.headers.get("Idempotency-Key", "")
     if not key:
         raise InvalidInput("idempotency_key (or an Idempotency-Key header) is required")
-    turn = await db(services.turn_begin)(
+    turn, plan = await db(turn_start)(
         user=caller(request),
         conversation_id=conversation_id,
         content=payload.content,
@@ -174,7 +174,7 @@ async def message_send(
     )
     message_id = turn.assistant_message.pk
     if turn.created:
-        turn_runner().start(message_id, turn_generate)
+        turn_runner().start(message_id, turn_job(plan))
     started = {"message_id": message_id, "user_message_id": turn.user_message.pk}
     return sse_response(turn_events(message_id, 0, started, live=turn.created))
 

@@ -16,10 +16,9 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from conversations.delivery import turn_frames
 from conversations.exceptions import ChatError, InvalidInput, NotFound
-from conversations.generation import turn_generate
+from conversations.generation import turn_job, turn_start
 from conversations.runtime import db, turn_runner
 from conversations.selectors import conversation_get_for_user, message_get_for_user
-from conversations.services import turn_begin
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.send_json(error_frame("internal", "something went wrong; try again"))
 
     async def message_send(self, frame: MessageSend) -> None:
-        turn = await db(turn_begin)(
+        turn, plan = await db(turn_start)(
             user=self.scope["user"],
             conversation_id=self.conversation_id,
             content=frame.content,
@@ -123,7 +122,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         )
         message_id = turn.assistant_message.pk
         if turn.created:
-            turn_runner().start(message_id, turn_generate)
+            turn_runner().start(message_id, turn_job(plan))
         started = started_frame(message_id, turn.user_message.pk, frame.idempotency_key)
         await self.send_json(started)
         self.read(message_id, cursor=0, live=turn.created)

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from conversations import streams
 from conversations.context import context_build
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.relay import Relay
-from conversations.runtime import TurnRunner, db
-from conversations.services import TurnOutcome, turn_finish, turn_mark_streaming
+from conversations.runtime import TurnJob, TurnRunner, db
+from conversations.services import (
+    Turn,
+    TurnOutcome,
+    turn_begin,
+    turn_finish,
+    turn_mark_streaming,
+)
 from llm.chat import ChatMessage, Delta, Finish
 from llm.exceptions import ProviderError
 from llm.registry import chat_provider
@@ -37,10 +46,20 @@ class TurnPlan:
     summarize_through_id: int | None
 
 
+def plan_build(conversation: Conversation, question: Message, answer: Message) -> TurnPlan:
+    context = context_build(conversation=conversation, question=question)
+    return TurnPlan(
+        message_id=answer.pk,
+        conversation_id=conversation.pk,
+        model=answer.model,
+        messages=context.messages,
+        max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
+        summarize_through_id=context.dropped_before_id,
+    )
+
+
 def turn_plan(*, message_id: int) -> TurnPlan | None:
     """What to send to the model for this pending turn; None if it is no longer pending."""
-    from django.conf import settings
-
     message = (
         Message.objects.select_related("conversation", "reply_to")
         .filter(pk=message_id, status__in=Message.ACTIVE_STATUSES)
@@ -48,15 +67,24 @@ def turn_plan(*, message_id: int) -> TurnPlan | None:
     )
     if message is None or message.reply_to is None:
         return None
-    context = context_build(conversation=message.conversation, question=message.reply_to)
-    return TurnPlan(
-        message_id=message.pk,
-        conversation_id=message.conversation_id,
-        model=message.model,
-        messages=context.messages,
-        max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
-        summarize_through_id=context.dropped_before_id,
+    return plan_build(message.conversation, message.reply_to, message)
+
+
+def turn_start(
+    *, user: Any, conversation_id: int, content: str, idempotency_key: str
+) -> tuple[Turn, TurnPlan | None]:
+    """Begin a turn and, for a new one, plan it: one trip to a database thread, not two."""
+    turn = turn_begin(
+        user=user, conversation_id=conversation_id, content=content, idempotency_key=idempotency_key
     )
+    if not turn.created:
+        return turn, None
+    return turn, plan_build(turn.conversation, turn.user_message, turn.assistant_message)
+
+
+def turn_job(plan: TurnPlan | None) -> TurnJob:
+    """The runner's job for a turn, starting from ``plan`` when it is already made."""
+    return functools.partial(turn_generate, plan=plan)
 
 
 async def stream_answer(plan: TurnPlan, relay: Relay, runner: TurnRunner) -> Finish | None:
@@ -96,12 +124,12 @@ def outcome_for(
     )
 
 
-async def turn_generate(message_id: int, runner: TurnRunner) -> None:
+async def turn_generate(message_id: int, runner: TurnRunner, plan: TurnPlan | None = None) -> None:
     """The whole life of one answer; always ends the turn's stream with a ``done`` entry."""
     started = time.monotonic()
-    plan, _ = await asyncio.gather(
-        db(turn_plan)(message_id=message_id), streams.heartbeat_beat([message_id])
-    )
+    if plan is None:
+        plan = await db(turn_plan)(message_id=message_id)
+    runner.spawn(streams.heartbeat_beat([message_id]))
     local = runner.hub.open(message_id)
     if plan is None:  # already finished elsewhere (reaped): tell local readers how it ended
         local.publish(streams.StreamEntry(0, None, await db(finished_payload)(message_id)))
@@ -113,9 +141,11 @@ async def turn_generate(message_id: int, runner: TurnRunner) -> None:
     outcome = await outcome_of(stream_task, plan, relay, runner, started)
     await relay.close()
     done = done_payload(outcome)
-    if await db(turn_finish)(message_id=message_id, outcome=outcome):
-        await streams.stream_close(message_id, relay.seq + 1, done)
-    local.publish(streams.StreamEntry(relay.seq + 1, None, done))
+    try:
+        if await db(turn_finish)(message_id=message_id, outcome=outcome):
+            await streams.stream_close(message_id, relay.seq + 1, done)
+    finally:  # local readers always learn the end, even when Redis or the database failed
+        local.publish(streams.StreamEntry(relay.seq + 1, None, done))
     runner.hub.release_later(message_id)
     if plan.summarize_through_id:
         runner.spawn(db(summary_request)(plan.conversation_id, plan.summarize_through_id))

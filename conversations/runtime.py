@@ -11,9 +11,11 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from conversations import streams
 from conversations.hub import TurnHub
@@ -98,10 +100,23 @@ def turn_runner() -> TurnRunner:
     return runner
 
 
+_db_executor: ThreadPoolExecutor | None = None
+
+
+def db_executor() -> ThreadPoolExecutor:
+    global _db_executor
+    if _db_executor is None:
+        _db_executor = ThreadPoolExecutor(settings.DB_THREADS, thread_name_prefix="db")
+    return _db_executor
+
+
 def db[R](func: Callable[..., R]) -> Callable[..., Awaitable[R]]:
     """Run a synchronous service in a worker thread with a healthy database connection.
 
-    Not thread-sensitive: turns of many users run their short DB steps in parallel instead of
-    queueing on one thread, which would add to everyone's time to first token.
+    Not thread-sensitive (turns of many users run their DB steps in parallel instead of queueing
+    on one thread), but on a small pool of its own: many more threads would mostly fight over the
+    GIL with the event loop, which is what delays everyone's first token.
     """
-    return database_sync_to_async(func, thread_sensitive=False)  # type: ignore[no-any-return]
+    return database_sync_to_async(  # type: ignore[no-any-return]
+        func, thread_sensitive=False, executor=db_executor()
+    )

@@ -25,7 +25,7 @@ MAX_KEY_CHARS = 64
 class Turn:
     """A user message and the assistant message answering it; ``created`` is False on a replay."""
 
-    conversation_id: int
+    conversation: Conversation
     user_message: Message
     assistant_message: Message
     created: bool
@@ -108,7 +108,7 @@ def turn_replay(conversation: Conversation, key: str) -> Turn | None:
     )
     if user_message is None:
         return None
-    return Turn(conversation.pk, user_message, user_message.reply, created=False)
+    return Turn(conversation, user_message, user_message.reply, created=False)
 
 
 def turn_begin(*, user: Any, conversation_id: int, content: str, idempotency_key: str) -> Turn:
@@ -153,7 +153,7 @@ def turn_create(conversation: Conversation, content: str, key: str) -> Turn:
         model=conversation.model,
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    return Turn(conversation.pk, user_message, assistant, created=True)
+    return Turn(conversation, user_message, assistant, created=True)
 
 
 def turn_mark_streaming(*, message_id: int) -> None:

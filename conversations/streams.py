@@ -60,16 +60,6 @@ class StreamEntry:
     done: dict[str, Any] | None  # the end of the turn
 
 
-async def stream_append(message_id: int, pieces: list[tuple[int, str]]) -> None:
-    """Append numbered deltas ``(seq, text)`` of a turn, in order, in one round trip."""
-    key = stream_key(message_id)
-    async with async_client().pipeline(transaction=False) as pipe:
-        for seq, text in pieces:
-            pipe.xadd(key, {"t": text}, id=f"0-{seq}")
-        pipe.expire(key, STREAM_TTL_S)
-        await pipe.execute()
-
-
 async def stream_close(message_id: int, seq: int, payload: dict[str, Any]) -> None:
     """Append the final entry (``seq`` follows the last delta) and shorten the stream's life."""
     key = stream_key(message_id)
