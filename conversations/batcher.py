@@ -9,10 +9,18 @@ batch is kept and retried, so sequence numbers in Redis never have gaps.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
+from typing import Any
 
-from conversations.streams import STREAM_TTL_S, async_client, stream_key
+from conversations.streams import (
+    DONE_TTL_S,
+    STREAM_TTL_S,
+    async_client,
+    heartbeat_key,
+    stream_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +60,32 @@ class StreamBatcher:
                     self.pending[message_id] = pieces + self.pending.get(message_id, [])
                 raise
 
-    async def _write(self, batch: dict[int, list[tuple[int, str]]]) -> None:
+    async def _write(
+        self, batch: dict[int, list[tuple[int, str]]], done: tuple[int, int, str] | None = None
+    ) -> None:
         async with async_client().pipeline(transaction=False) as pipe:
             for message_id, pieces in batch.items():
                 key = stream_key(message_id)
                 for seq, text in pieces:
                     pipe.xadd(key, {"t": text}, id=f"0-{seq}")
                 pipe.expire(key, STREAM_TTL_S)
+            if done is not None:
+                message_id, seq, payload = done
+                key = stream_key(message_id)
+                pipe.xadd(key, {"done": payload}, id=f"0-{seq}")
+                pipe.expire(key, DONE_TTL_S)
+                pipe.delete(heartbeat_key(message_id))
             await pipe.execute()
+
+    async def close(self, message_id: int, seq: int, payload: dict[str, Any]) -> None:
+        """Write the turn's last pieces and its done entry (``seq``) in one round trip."""
+        async with self._lock:
+            pieces = self.pending.pop(message_id, [])
+            try:
+                await self._write({message_id: pieces}, (message_id, seq, json.dumps(payload)))
+            except BaseException:
+                self.pending[message_id] = pieces + self.pending.get(message_id, [])
+                raise
 
 
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamBatcher] = (

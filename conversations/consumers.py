@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from channels.generic.websocket import AsyncWebsocketConsumer
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from conversations import streams
 from conversations.delivery import turn_frames
 from conversations.exceptions import ChatError, InvalidInput, NotFound
 from conversations.generation import turn_job, turn_start
@@ -89,11 +90,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=4404)
             return
         await self.channel_layer.group_add(group_name(self.conversation_id), self.channel_name)
+        await streams.watchers_change(self.conversation_id, 1)
+        self.watching = True
 
     async def disconnect(self, code: int) -> None:
         for reader in self.readers.values():
             reader.cancel()
-        if hasattr(self, "conversation_id"):
+        if getattr(self, "watching", False):
+            await streams.watchers_change(self.conversation_id, -1)
             await self.channel_layer.group_discard(
                 group_name(self.conversation_id), self.channel_name
             )
@@ -126,7 +130,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         started = started_frame(message_id, turn.user_message.pk, frame.idempotency_key)
         await self.send_json(started)
         self.read(message_id, cursor=0, live=turn.created)
-        if turn.created:
+        # Other tabs learn of the turn through the group; skip that (seven Redis round trips)
+        # when this connection is the conversation's only one.
+        if turn.created and await streams.watchers_count(self.conversation_id) > 1:
             await self.channel_layer.group_send(
                 group_name(self.conversation_id), {**started, "type": "turn.started.event"}
             )

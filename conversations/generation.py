@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from conversations import streams
+from conversations.batcher import stream_batcher
 from conversations.context import context_build
 from conversations.models import Conversation, Message
 from conversations.relay import Relay
@@ -129,7 +130,6 @@ async def turn_generate(message_id: int, runner: TurnRunner, plan: TurnPlan | No
     started = time.monotonic()
     if plan is None:
         plan = await db(turn_plan)(message_id=message_id)
-    runner.spawn(streams.heartbeat_beat([message_id]))
     local = runner.hub.open(message_id)
     if plan is None:  # already finished elsewhere (reaped): tell local readers how it ended
         local.publish(streams.StreamEntry(0, None, await db(finished_payload)(message_id)))
@@ -139,11 +139,11 @@ async def turn_generate(message_id: int, runner: TurnRunner, plan: TurnPlan | No
     stream_task = asyncio.get_running_loop().create_task(stream_answer(plan, relay, runner))
     runner.streams[message_id] = stream_task
     outcome = await outcome_of(stream_task, plan, relay, runner, started)
-    await relay.close()
+    relay.close()
     done = done_payload(outcome)
     try:
         if await db(turn_finish)(message_id=message_id, outcome=outcome):
-            await streams.stream_close(message_id, relay.seq + 1, done)
+            await stream_batcher().close(message_id, relay.seq + 1, done)
     finally:  # local readers always learn the end, even when Redis or the database failed
         local.publish(streams.StreamEntry(relay.seq + 1, None, done))
     runner.hub.release_later(message_id)

@@ -9,14 +9,11 @@ Redis Stream (for readers elsewhere and for resume) within about 50 ms.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 from conversations.batcher import stream_batcher
 from conversations.hub import LocalTurn
 from conversations.streams import StreamEntry
-
-logger = logging.getLogger(__name__)
 
 COALESCE_S = 0.03
 
@@ -64,10 +61,7 @@ class Relay:
         self.local.publish(StreamEntry(self.seq, text, None))
         stream_batcher().add(self.message_id, self.seq, text)
 
-    async def close(self) -> None:
-        """Publish and save the rest; after this, ``seq`` is the last piece's number."""
+    def close(self) -> None:
+        """Publish the rest; after this, ``seq`` is the last piece's number. The batcher
+        writes the remaining pieces with the turn's done entry."""
         self.flush()
-        try:
-            await stream_batcher().flush()
-        except Exception:  # Redis is down: the database still gets the whole answer
-            logger.exception("saving the end of turn %s to its stream failed", self.message_id)

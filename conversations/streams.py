@@ -60,16 +60,6 @@ class StreamEntry:
     done: dict[str, Any] | None  # the end of the turn
 
 
-async def stream_close(message_id: int, seq: int, payload: dict[str, Any]) -> None:
-    """Append the final entry (``seq`` follows the last delta) and shorten the stream's life."""
-    key = stream_key(message_id)
-    async with async_client().pipeline(transaction=False) as pipe:
-        pipe.xadd(key, {"done": json.dumps(payload)}, id=f"0-{seq}")
-        pipe.expire(key, DONE_TTL_S)
-        pipe.delete(heartbeat_key(message_id))
-        await pipe.execute()
-
-
 def parse_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEntry:
     seq = int(entry_id.split(b"-", 1)[1])
     if b"done" in fields:
@@ -138,3 +128,23 @@ def stream_close_sync(message_id: int, seq: int, payload: dict[str, Any]) -> Non
         pipe.xadd(key, {"done": json.dumps(payload)}, id=f"0-{seq}")
         pipe.expire(key, DONE_TTL_S)
         pipe.execute()
+
+
+def watchers_key(conversation_id: int) -> str:
+    return f"conversation:{conversation_id}:watchers"
+
+
+WATCHERS_TTL_S = 86400
+
+
+async def watchers_change(conversation_id: int, delta: int) -> None:
+    """Count open connections on a conversation (a crash can only leave the count too high)."""
+    key = watchers_key(conversation_id)
+    async with async_client().pipeline(transaction=False) as pipe:
+        pipe.incrby(key, delta)
+        pipe.expire(key, WATCHERS_TTL_S)
+        await pipe.execute()
+
+
+async def watchers_count(conversation_id: int) -> int:
+    return int(await async_client().get(watchers_key(conversation_id)) or 0)
