@@ -116,7 +116,11 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "chatbot:channels"},
+        # Blocking reads wait up to 5 s: the socket timeout must be longer (redis-py's is 5 s).
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": "chatbot:channels",
+        },
     }
 }
 

@@ -20,7 +20,10 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CACHES = {"default": {**CACHES["default"], "LOCATION": REDIS_URL}}
 CHANNEL_LAYERS = {
-    "default": {**CHANNEL_LAYERS["default"], "CONFIG": {"hosts": [REDIS_URL], "prefix": "test"}}
+    "default": {
+        **CHANNEL_LAYERS["default"],
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "test"},
+    }
 }
 # Async tests run DB steps in worker threads: close each connection so teardown can drop the DB.
 DATABASES["default"]["CONN_MAX_AGE"] = 0

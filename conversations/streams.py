@@ -21,6 +21,7 @@ STREAM_TTL_S = 3600  # a live turn's stream; refreshed on every append
 DONE_TTL_S = 600  # after the turn ends, the database is the record
 STOP_TTL_S = 600
 HEARTBEAT_TTL_S = 20
+SOCKET_TIMEOUT_S = 30
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
@@ -44,7 +45,10 @@ def async_client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, max_connections=2000)
+        # Stream reads block up to 5 s; redis-py's default socket timeout (5 s) would race them.
+        client = aioredis.Redis.from_url(
+            settings.REDIS_URL, max_connections=2000, socket_timeout=SOCKET_TIMEOUT_S
+        )
         _clients[loop] = client
     return client
 
