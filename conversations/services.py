@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from conversations.exceptions import InvalidInput, TurnInProgress
@@ -124,9 +124,17 @@ def turn_begin(*, user: Any, conversation_id: int, content: str, idempotency_key
             conversation = conversation_get_for_user(
                 user=user, conversation_id=conversation_id, for_update=True
             )
-            replay = turn_replay(conversation, key)
+            # One query answers both "was this key seen?" and "is an answer running?".
+            seen = list(
+                Message.objects.filter(conversation=conversation)
+                .filter(Q(idempotency_key=key) | Q(status__in=Message.ACTIVE_STATUSES))
+                .values_list("idempotency_key", flat=True)
+            )
+            replay = turn_replay(conversation, key) if key in seen else None
             if replay is not None:
                 return replay
+            if seen:
+                raise TurnInProgress("an answer is still being written in this conversation")
             return turn_create(conversation, content, key)
     except IntegrityError:  # a concurrent begin with the same key won the race
         conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
@@ -137,11 +145,6 @@ def turn_begin(*, user: Any, conversation_id: int, content: str, idempotency_key
 
 
 def turn_create(conversation: Conversation, content: str, key: str) -> Turn:
-    active = Message.objects.filter(
-        conversation=conversation, status__in=Message.ACTIVE_STATUSES
-    ).exists()
-    if active:
-        raise TurnInProgress("an answer is still being written in this conversation")
     user_message = Message.objects.create(
         conversation=conversation, role=Message.Role.USER, content=content, idempotency_key=key
     )
@@ -152,7 +155,7 @@ def turn_create(conversation: Conversation, content: str, key: str) -> Turn:
         reply_to=user_message,
         model=conversation.model,
     )
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    # updated_at moves when the turn finishes (turn_finish): one write less on the hot path.
     return Turn(conversation, user_message, assistant, created=True)
 
 
