@@ -64,8 +64,9 @@ check-deploy: install
 	CHATBOT_ENV=production SECRET_KEY=$$(openssl rand -hex 32) ALLOWED_HOSTS=chat.example.com \
 		$(PY) manage.py check --deploy --fail-level WARNING
 
+# Every benchmark in bench/; each prints its JSON and writes bench/results/<name>.json.
 bench: services
-	$(PY) -m bench.run
+	$(PY) -m bench.stream_load
 
 # Optional: SmolLM2-135M on llama.cpp (compiles for 7 to 18 minutes); then run with LOCAL_LLM=1.
 local-llm: install

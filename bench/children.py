@@ -66,7 +66,7 @@ def child_process(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509  (no threads run yet)
+            preexec_fn=_die_with_parent,  # the bench runs no threads yet
         )
         try:
             child = Child(name, process, port, log)
