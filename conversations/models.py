@@ -82,7 +82,12 @@ class Message(models.Model):
                 fields=["conversation", "idempotency_key"],
                 condition=~models.Q(idempotency_key=""),
                 name="message_idempotency_key_per_conversation",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=models.Q(role="assistant", status__in=["pending", "streaming"]),
+                name="message_one_running_answer",
+            ),
         ]
         indexes = [
             models.Index(fields=["conversation", "-id"], name="message_history"),

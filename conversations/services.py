@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from conversations.exceptions import InvalidInput, TurnInProgress
+from conversations.exceptions import InvalidInput, NotFound, TurnInProgress
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
+from conversations.turn_sql import ACTIVE_CONSTRAINT, begin_rows_insert, constraint_of
 from llm.registry import chat_models
 from llm.tokens import token_estimate
 
@@ -112,51 +114,33 @@ def turn_replay(conversation: Conversation, key: str) -> Turn | None:
 
 
 def turn_begin(*, user: Any, conversation_id: int, content: str, idempotency_key: str) -> Turn:
-    """Begin a turn: the user message and a pending assistant message, in one transaction.
+    """Begin a turn: the user message and a pending assistant message, atomically.
 
-    The conversation row lock serialises turns of one conversation: a double submit with the
-    same idempotency key gets the same turn back, and a second turn while one is running is
-    refused with ``TurnInProgress``.
+    A double submit with the same idempotency key gets the same turn back; a second turn while
+    one is running is refused with ``TurnInProgress``; someone else's (or a deleted)
+    conversation is ``NotFound``. One SQL statement on the hot path (see ``turn_sql``).
     """
     content, key = content_validate(content), key_validate(idempotency_key)
+    # One statement is atomic on its own; inside a caller's transaction, a savepoint keeps
+    # that transaction usable after a constraint error.
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
-        with transaction.atomic():
-            conversation = conversation_get_for_user(
-                user=user, conversation_id=conversation_id, for_update=True
+        with guard:
+            rows = begin_rows_insert(
+                owner_id=user.pk, conversation_id=conversation_id, content=content, key=key
             )
-            # One query answers both "was this key seen?" and "is an answer running?".
-            seen = list(
-                Message.objects.filter(conversation=conversation)
-                .filter(Q(idempotency_key=key) | Q(status__in=Message.ACTIVE_STATUSES))
-                .values_list("idempotency_key", flat=True)
-            )
-            replay = turn_replay(conversation, key) if key in seen else None
-            if replay is not None:
-                return replay
-            if seen:
-                raise TurnInProgress("an answer is still being written in this conversation")
-            return turn_create(conversation, content, key)
-    except IntegrityError:  # a concurrent begin with the same key won the race
+    except IntegrityError as exc:
         conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
         replay = turn_replay(conversation, key)
-        if replay is None:
-            raise
-        return replay
-
-
-def turn_create(conversation: Conversation, content: str, key: str) -> Turn:
-    user_message = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=content, idempotency_key=key
-    )
-    assistant = Message.objects.create(
-        conversation=conversation,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.PENDING,
-        reply_to=user_message,
-        model=conversation.model,
-    )
+        if replay is not None:
+            return replay
+        if constraint_of(exc) == ACTIVE_CONSTRAINT:
+            raise TurnInProgress("an answer is still being written in this conversation") from None
+        raise
+    if rows is None:
+        raise NotFound("conversation not found")
     # updated_at moves when the turn finishes (turn_finish): one write less on the hot path.
-    return Turn(conversation, user_message, assistant, created=True)
+    return Turn(rows.conversation, rows.question, rows.answer, created=True)
 
 
 def turn_mark_streaming(*, message_id: int) -> None:

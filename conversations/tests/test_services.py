@@ -187,3 +187,33 @@ def test_a_rolling_summary_replaces_the_dropped_messages(conversation, settings)
     assert "Summary of the earlier conversation" in context.messages[0].content
     ids_in_context = [m.content.split()[0] for m in context.messages[1:-1]]
     assert all(int(tag[1:]) > 0 for tag in ids_in_context)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("same_key", [True, False])
+def test_concurrent_begins_start_exactly_one_answer(same_key):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    owner = UserFactory.create(username="racer")
+    conversation = conversation_create(owner=owner)
+
+    def attempt(n: int) -> str:
+        try:
+            key = "same" if same_key else f"k{n}"
+            turn = begin(owner, conversation, key=key)
+            return f"turn {turn.assistant_message.pk}"
+        except TurnInProgress:
+            return "refused"
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    answers = Message.objects.filter(conversation=conversation, role="assistant")
+    assert answers.count() == 1
+    if same_key:
+        assert set(outcomes) == {f"turn {answers.get().pk}"}
+    else:
+        assert outcomes.count("refused") == 7
