@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from conversations.exceptions import InvalidInput, NotFound, TurnInProgress
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
-from conversations.turn_sql import ACTIVE_CONSTRAINT, begin_rows_insert, constraint_of
+from conversations.turn_sql import (
+    ACTIVE_CONSTRAINT,
+    begin_rows_insert,
+    constraint_of,
+    finish_rows_update,
+)
 from llm.registry import chat_models
 from llm.tokens import token_estimate
 
@@ -165,26 +170,25 @@ class TurnOutcome:
     citations: list[dict[str, Any]] | None = None
 
 
-@transaction.atomic
 def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
-    """Record how a turn ended, once: False when it had already been finished (or reaped)."""
-    updated = Message.objects.filter(pk=message_id, status__in=Message.ACTIVE_STATUSES).update(
-        status=outcome.status,
-        content=outcome.content,
-        provider=outcome.provider,
-        model=outcome.model or F("model"),
-        prompt_tokens=outcome.prompt_tokens,
-        completion_tokens=outcome.completion_tokens,
-        ttft_ms=outcome.ttft_ms,
-        duration_ms=outcome.duration_ms,
-        error_code=outcome.error_code,
-        error_detail=outcome.error_detail,
-        citations=outcome.citations or [],
-        finished_at=timezone.now(),
-    )
-    if updated:
-        Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
-    return bool(updated)
+    """Record how a turn ended, once: False when it had already been finished (or reaped).
+
+    One statement (see ``turn_sql``): the message's outcome and its conversation's updated_at.
+    """
+    values: dict[str, Any] = {
+        "status": outcome.status,
+        "content": outcome.content,
+        "provider": outcome.provider,
+        "model": outcome.model,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "ttft_ms": outcome.ttft_ms,
+        "duration_ms": outcome.duration_ms,
+        "error_code": outcome.error_code,
+        "error_detail": outcome.error_detail,
+        "citations": json.dumps(outcome.citations or []),
+    }
+    return finish_rows_update(message_id=message_id, values=values)
 
 
 REAP_GRACE_S = 30

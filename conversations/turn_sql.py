@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
@@ -106,3 +107,27 @@ def loaded_message(
 def constraint_of(exc: Exception) -> str:
     diag = getattr(exc.__cause__, "diag", None)
     return str(getattr(diag, "constraint_name", "") or "")
+
+
+FINISH_SQL = """
+WITH finished AS (
+    UPDATE conversations_message SET status = %(status)s, content = %(content)s,
+        provider = %(provider)s, model = COALESCE(NULLIF(%(model)s, ''), model),
+        prompt_tokens = %(prompt_tokens)s, completion_tokens = %(completion_tokens)s,
+        ttft_ms = %(ttft_ms)s, duration_ms = %(duration_ms)s, error_code = %(error_code)s,
+        error_detail = %(error_detail)s, citations = %(citations)s::jsonb, finished_at = now()
+    WHERE id = %(message_id)s AND status IN ('pending', 'streaming')
+    RETURNING conversation_id
+)
+UPDATE conversations_conversation SET updated_at = now()
+WHERE id IN (SELECT conversation_id FROM finished)
+RETURNING id
+"""
+
+
+def finish_rows_update(*, message_id: int, values: dict[str, Any]) -> bool:
+    """Write a turn's outcome and touch its conversation, once; False if already finished."""
+    params: dict[str, Any] = {**values, "message_id": message_id}
+    with connection.cursor() as cursor:
+        cursor.execute(FINISH_SQL, params)
+        return cursor.fetchone() is not None
