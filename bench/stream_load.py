@@ -1,6 +1,7 @@
 """Streaming load: N concurrent chats against the fake model, direct and through the product.
 
     python -m bench.stream_load [--concurrency 50] [--turns-per-chat 4] [--runs 3] [--trace]
+        [--web-processes 1]
 
 Starts the fake OpenAI-compatible server and the product's web process (daphne) as child
 processes on free loopback ports, then, in every run, measures the same N concurrent streaming
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -133,15 +135,23 @@ async def direct_phase(config: Config, fake: Child, meter: CpuMeter) -> Phase:
 
 
 async def product_phase(
-    config: Config, web: Child, api_key: str, meter: CpuMeter, turns: int
+    config: Config, webs: list[Child], api_key: str, meter: CpuMeter, turns: int
 ) -> Phase:
-    """Fresh conversations and open websockets first, then the measured chats."""
+    """Fresh conversations and open websockets first, then the measured chats.
+
+    With several web processes, chat i goes to process i mod n, as a load balancer would.
+    """
     expected = expected_answer(config.tokens)
     headers = {"Authorization": f"Bearer {api_key}"}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        ids = await conversations_create(session, f"http://{HOST}:{web.port}", config.concurrency)
-        urls = [f"ws://{HOST}:{web.port}/ws/conversations/{i}/" for i in ids]
+        ids = await conversations_create(
+            session, f"http://{HOST}:{webs[0].port}", config.concurrency
+        )
+        ports = [webs[n % len(webs)].port for n in range(len(ids))]
+        urls = [
+            f"ws://{HOST}:{port}/ws/conversations/{i}/" for i, port in zip(ids, ports, strict=True)
+        ]
         sockets = await sockets_open(config.ws_client, session, urls, api_key)
         try:
 
@@ -260,7 +270,7 @@ def phase_report(phase: Phase, *, product: bool) -> dict[str, Any]:
 
 
 def product_extras(phase: Phase, done: list[TurnResult], tokens: int) -> dict[str, Any]:
-    web_cpu = phase.cpu_s["web"]
+    web_cpu = sum(seconds for name, seconds in phase.cpu_s.items() if name.startswith("web"))
     return {
         "web_cpu_ms_per_1k_tokens": round(web_cpu * 1000 / max(tokens, 1) * 1000, 1),
         "web_cpu_utilisation_pct": round(web_cpu / phase.wall_s * 100, 1),
@@ -381,17 +391,18 @@ async def benchmark(
     store_pids_found: dict[str, int],
 ) -> tuple[dict[str, Any], list[int]]:
     """Warm up, then per run: the direct phase, then the product phase."""
-    fake, web = children["fake_server"], children["web"]
-    pids = {"web": web.process.pid, "fake_server": fake.process.pid, "client": os.getpid()}
+    fake = children["fake_server"]
+    webs = [child for name, child in sorted(children.items()) if name.startswith("web")]
+    pids = {name: child.process.pid for name, child in children.items()} | {"client": os.getpid()}
     meter = CpuMeter(pids, store_pids_found)
     report: dict[str, Any] = {"runs": []}
     if warmup:
-        warm = await product_phase(config, web, api_key, meter, warmup)
+        warm = await product_phase(config, webs, api_key, meter, warmup)
         report["warmup"] = phase_report(warm, product=True)
     measured: list[int] = []
     for _ in range(runs):
         direct = phase_report(await direct_phase(config, fake, meter), product=False)
-        product = await product_phase(config, web, api_key, meter, config.turns)
+        product = await product_phase(config, webs, api_key, meter, config.turns)
         measured += [r.message_id for r in product.results if r.message_id is not None]
         report["runs"].append(run_report(direct, phase_report(product, product=True)))
     return report, measured
@@ -422,10 +433,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--trace", action="store_true", help="serve bench.turn_trace (timers on the TTFT path)"
     )
+    parser.add_argument(
+        "--web-processes", type=int, default=1, help="daphne processes, chats spread over them"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "stream_load.json")
     args = parser.parse_args(argv)
-    if min(args.concurrency, args.turns_per_chat, args.runs, args.tokens) < 1:
-        parser.error("--concurrency, --turns-per-chat, --runs and --tokens must be at least 1")
+    if min(args.concurrency, args.turns_per_chat, args.runs, args.tokens, args.web_processes) < 1:
+        parser.error(
+            "--concurrency, --turns-per-chat, --runs, --tokens, --web-processes: at least 1"
+        )
     if args.tokens_per_s <= 0:
         parser.error("--tokens-per-s must be positive (the timeouts are derived from it)")
     return args
@@ -433,22 +449,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def child_commands(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """How to start the fake server and the web process, each on a free loopback port."""
-    fake_port, web_port = free_port(), free_port()
+    fake_port = free_port()
     fake_argv = [sys.executable, "-m", "llm.fake_server", "--host", HOST, "--port", str(fake_port)]
     fake_argv += ["--ttft-ms", str(args.ttft_ms), "--tokens-per-s", str(args.tokens_per_s)]
     fake_argv += ["--tokens", str(args.tokens)]
     app = "bench.turn_trace:application" if args.trace else "chatbot.asgi:application"
-    web_argv = [str(Path(sys.executable).with_name("daphne")), "-b", HOST, "-p", str(web_port), app]
+    daphne = str(Path(sys.executable).with_name("daphne"))
     web_env = {
         "OPENAI_BASE_URL": f"http://{HOST}:{fake_port}/v1",
         "OPENAI_API_KEY": "bench",
         "CHAT_MODELS": MODEL,
         "BENCH_TRACE_FILE": str(TRACE_FILE),
     }
-    return {
+    commands: dict[str, dict[str, Any]] = {
         "fake_server": {"argv": fake_argv, "port": fake_port, "ready_path": "/v1/models"},
-        "web": {"argv": web_argv, "port": web_port, "ready_path": "/healthz", "env": web_env},
     }
+    for n in range(args.web_processes):
+        port = free_port()
+        argv = [daphne, "-b", HOST, "-p", str(port), app]
+        name = "web" if n == 0 else f"web{n + 1}"
+        commands[name] = {"argv": argv, "port": port, "ready_path": "/healthz", "env": web_env}
+    return commands
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,11 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = child_commands(args)
     TRACE_FILE.unlink(missing_ok=True)
     try:
-        with (
-            child_process("fake_server", **commands["fake_server"]) as fake,
-            child_process("web", **commands["web"]) as web,
-        ):
-            children = {"fake_server": fake, "web": web}
+        with contextlib.ExitStack() as stack:
+            children = {
+                name: stack.enter_context(child_process(name, **command))
+                for name, command in commands.items()
+            }
             report, measured = asyncio.run(
                 benchmark(config, args.runs, args.warmup_turns, children, raw_key, stores)
             )
