@@ -12,7 +12,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from chatbot.users.auth import api_auth
 from conversations import selectors, services
-from conversations.delivery import turn_frames
+from conversations.delivery import started_frame, turn_announce, turn_frames
 from conversations.exceptions import InvalidInput
 from conversations.generation import turn_job, turn_start
 from conversations.models import Conversation, Message
@@ -175,6 +175,9 @@ async def message_send(
     message_id = turn.assistant_message.pk
     if turn.created:
         turn_runner().start(message_id, turn_job(plan))
+        await turn_announce(
+            conversation_id, started_frame(message_id, turn.user_message.pk, key), watchers=0
+        )
     started = {"message_id": message_id, "user_message_id": turn.user_message.pk}
     return sse_response(turn_events(message_id, 0, started, live=turn.created))
 

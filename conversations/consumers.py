@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from conversations import streams
-from conversations.delivery import turn_frames
+from conversations.delivery import group_name, started_frame, turn_announce, turn_frames
 from conversations.exceptions import ChatError, InvalidInput, NotFound
 from conversations.generation import turn_job, turn_start
 from conversations.runtime import db, turn_runner
@@ -46,10 +46,6 @@ class TurnResume(BaseModel):
 ClientFrame = TypeAdapter(
     Annotated[MessageSend | TurnStop | TurnResume, Field(discriminator="type")]
 )
-
-
-def group_name(conversation_id: int) -> str:
-    return f"conversation.{conversation_id}"
 
 
 def error_frame(code: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -130,12 +126,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         started = started_frame(message_id, turn.user_message.pk, frame.idempotency_key)
         await self.send_json(started)
         self.read(message_id, cursor=0, live=turn.created)
-        # Other tabs learn of the turn through the group; skip that (seven Redis round trips)
-        # when this connection is the conversation's only one.
-        if turn.created and await streams.watchers_count(self.conversation_id) > 1:
-            await self.channel_layer.group_send(
-                group_name(self.conversation_id), {**started, "type": "turn.started.event"}
-            )
+        if turn.created:
+            await turn_announce(self.conversation_id, started, watchers=1)
 
     async def turn_stop(self, frame: TurnStop) -> None:
         message = await db(self.own_message)(frame.message_id)
@@ -190,15 +182,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def send_json(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload, ensure_ascii=False))
-
-
-def started_frame(message_id: int, user_message_id: int, key: str) -> dict[str, Any]:
-    return {
-        "type": "turn.started",
-        "message_id": message_id,
-        "user_message_id": user_message_id,
-        "idempotency_key": key,
-    }
 
 
 def error_extra(exc: Exception) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from channels.layers import get_channel_layer
+
 from conversations import streams
 from conversations.models import Message
 from conversations.runtime import db, turn_runner
@@ -110,3 +112,28 @@ async def finished_turn(message_id: int) -> Message | None:
     if message is None or message.is_active:
         return None
     return message
+
+
+def group_name(conversation_id: int) -> str:
+    return f"conversation.{conversation_id}"
+
+
+def started_frame(message_id: int, user_message_id: int, key: str) -> dict[str, Any]:
+    return {
+        "type": "turn.started",
+        "message_id": message_id,
+        "user_message_id": user_message_id,
+        "idempotency_key": key,
+    }
+
+
+async def turn_announce(conversation_id: int, started: dict[str, Any], *, watchers: int) -> None:
+    """Tell the conversation's open websockets that a turn began (other tabs follow it).
+
+    ``watchers`` is how many of them the sender itself is (1 for a websocket, 0 for SSE): the
+    group event costs several Redis round trips, so it is skipped when nobody else watches.
+    """
+    if await streams.watchers_count(conversation_id) > watchers:
+        await get_channel_layer().group_send(
+            group_name(conversation_id), {**started, "type": "turn.started.event"}
+        )

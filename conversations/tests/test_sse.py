@@ -123,3 +123,21 @@ async def test_the_idempotency_key_header_is_accepted(conversation):
     )
     events = await read_stream(response)
     assert events[-1]["data"]["status"] == "complete"
+
+
+async def test_an_open_tab_follows_a_turn_started_through_sse(conversation):
+    from conversations.tests.conftest import ChatClient, text_of
+
+    tab = ChatClient(conversation.owner, conversation.pk)
+    assert await tab.connect()
+    client = await logged_in(conversation.owner)
+    events = await read_stream(await send(client, conversation.pk, key="via-sse"))
+    seen = await tab.until_done()
+    await tab.close()
+
+    assert seen[0]["type"] == "turn.started"
+    assert (seen[0]["message_id"], seen[0]["idempotency_key"]) == (
+        events[0]["data"]["message_id"],
+        "via-sse",
+    )
+    assert text_of(seen) == "".join(e["data"]["text"] for e in events if e["event"] == "delta")
