@@ -9,6 +9,7 @@ loop through a queue. Never part of ``make test``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -98,15 +99,14 @@ class LocalLlamaProvider:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         payload = [{"role": m.role, "content": m.content} for m in messages]
-        thread = threading.Thread(
-            target=self._generate,
-            args=(
-                payload,
-                max_tokens,
-                lambda item: loop.call_soon_threadsafe(queue.put_nowait, item),
-            ),
-            daemon=True,
-        )
+
+        def emit(item: Any) -> None:
+            # The reader may be gone (stopped, or its loop closed): then the item has no taker.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        thread = threading.Thread(target=self._generate, args=(payload, max_tokens, emit))
+        thread.daemon = True
         thread.start()
         while (item := await queue.get()) is not _END:
             if isinstance(item, ProviderError):
