@@ -24,6 +24,7 @@ from conversations.selectors import conversation_get_for_user, message_get_for_u
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 256 * 1024
+MAX_READERS = 8  # answers one connection may follow at once
 
 
 class MessageSend(BaseModel):
@@ -161,6 +162,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             if not restart:
                 return
             current.cancel()
+        elif len(self.readers) >= MAX_READERS:
+            raise InvalidInput(f"at most {MAX_READERS} answers can be followed at once")
         task = asyncio.get_running_loop().create_task(self.forward(message_id, cursor, live))
         self.readers[message_id] = task
         task.add_done_callback(lambda done: self.reader_done(message_id, done))

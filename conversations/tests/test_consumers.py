@@ -343,3 +343,22 @@ async def test_a_reader_in_another_process_gets_the_turn_through_redis_exactly_o
     head = "".join(entry.text or "" for entry in local.entries[:2])
     assert head + text_of(frames) == answer(60) == text_of(sent)
     assert frames[-1]["status"] == "complete"
+
+
+async def test_one_connection_follows_a_bounded_number_of_answers(
+    conversation, fake_llm, monkeypatch
+):
+    monkeypatch.setattr("conversations.consumers.MAX_READERS", 1)
+    client = ChatClient(conversation.owner, conversation.pk)
+    await client.connect()
+    finished = await start_turn(client, key="a")
+    await client.until_done()
+    fake_llm.set_override(tokens=400, tokens_per_s=20)
+    running = await start_turn(client, key="b")
+    await client.send(type="turn.resume", message_id=finished, cursor=0)
+    while (frame := await client.receive())["type"] != "error":
+        pass
+    assert (frame["code"], "at most 1" in frame["detail"]) == ("invalid", True)
+    await client.send(type="turn.stop", message_id=running)
+    assert (await client.until_done())[-1]["status"] == "stopped"
+    await client.close()
