@@ -27,7 +27,6 @@ from conversations.services import (
     TurnOutcome,
     turn_begin,
     turn_finish,
-    turn_mark_streaming,
 )
 from llm.chat import ChatMessage, Delta, Finish
 from llm.exceptions import ProviderError
@@ -99,7 +98,7 @@ async def stream_answer(plan: TurnPlan, relay: Relay, runner: TurnRunner) -> Fin
                 first = relay.first_delta_at is None
                 await relay.push(event.text)
                 if first:
-                    runner.spawn(db(turn_mark_streaming)(message_id=plan.message_id))
+                    runner.streaming_started.append(plan.message_id)
             elif isinstance(event, Finish):
                 finish = event
     return finish

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 STOP_POLL_S = 0.1
 HEARTBEAT_EVERY_S = 5.0
+MARK_EVERY_TICKS = 5  # status `streaming` reaches the database within half a second
 
 TurnJob = Callable[[int, "TurnRunner"], Coroutine[Any, Any, None]]
 
@@ -35,6 +36,7 @@ class TurnRunner:
         self.stopping: set[int] = set()
         self.background: set[asyncio.Task[Any]] = set()
         self.hub = TurnHub()
+        self.streaming_started: list[int] = []  # marked `streaming` in the database in batches
         self._supervisor: asyncio.Task[None] | None = None
 
     def start(self, message_id: int, job: TurnJob) -> None:
@@ -59,6 +61,13 @@ class TurnRunner:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
+    def mark_streaming(self) -> None:
+        """One UPDATE for every turn whose first token came since the last one."""
+        from conversations.services import turns_mark_streaming
+
+        ids, self.streaming_started = self.streaming_started, []
+        self.spawn(db(turns_mark_streaming)(message_ids=ids))
+
     async def stop(self, message_id: int) -> None:
         """Ask the turn to stop wherever it runs; here, at once."""
         self.cancel_stream(message_id)
@@ -72,12 +81,16 @@ class TurnRunner:
 
     async def supervise(self) -> None:
         since_beat = HEARTBEAT_EVERY_S
-        while self.tasks:
+        ticks = 0
+        while self.tasks or self.streaming_started:
+            ticks += 1
             try:
                 running = list(self.tasks)
                 if since_beat >= HEARTBEAT_EVERY_S:
                     await streams.heartbeat_beat(running)
                     since_beat = 0.0
+                if self.streaming_started and ticks % MARK_EVERY_TICKS == 0:
+                    self.mark_streaming()
                 for message_id in await streams.stop_requested(list(self.streams)):
                     self.cancel_stream(message_id)
             except Exception:  # Redis hiccup: keep supervising, the next tick retries

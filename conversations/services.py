@@ -148,9 +148,9 @@ def turn_begin(*, user: Any, conversation_id: int, content: str, idempotency_key
     return Turn(rows.conversation, rows.question, rows.answer, created=True)
 
 
-def turn_mark_streaming(*, message_id: int) -> None:
-    """The first token arrived (a pending turn only: never undoes a finish)."""
-    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+def turns_mark_streaming(*, message_ids: list[int]) -> int:
+    """These turns' first tokens arrived (pending turns only: never undoes a finish)."""
+    return Message.objects.filter(pk__in=message_ids, status=Message.Status.PENDING).update(
         status=Message.Status.STREAMING
     )
 

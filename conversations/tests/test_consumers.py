@@ -362,3 +362,19 @@ async def test_one_connection_follows_a_bounded_number_of_answers(
     await client.send(type="turn.stop", message_id=running)
     assert (await client.until_done())[-1]["status"] == "stopped"
     await client.close()
+
+
+async def test_a_streaming_answer_is_marked_streaming_in_the_database(conversation, fake_llm):
+    fake_llm.set_override(tokens=400, tokens_per_s=40)
+    client = ChatClient(conversation.owner, conversation.pk)
+    await client.connect()
+    message_id = await start_turn(client)
+    assert (await client.receive())["type"] == "turn.delta"
+    for _ in range(20):  # the runner writes the status in batches, within about half a second
+        if (await message(message_id)).status == "streaming":
+            break
+        await asyncio.sleep(0.1)
+    assert (await message(message_id)).status == "streaming"
+    await client.send(type="turn.stop", message_id=message_id)
+    assert (await client.until_done())[-1]["status"] == "stopped"
+    await client.close()
