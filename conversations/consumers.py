@@ -70,6 +70,7 @@ def parse_frame(text: str | None, data: bytes | None) -> MessageSend | TurnStop 
 class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     conversation_id: int
     readers: dict[int, asyncio.Task[None]]
+    watching = False  # True once the connection is accepted for a conversation of the user
 
     async def connect(self) -> None:
         self.readers = {}
@@ -93,13 +94,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def disconnect(self, code: int) -> None:
         for reader in self.readers.values():
             reader.cancel()
-        if getattr(self, "watching", False):
+        if self.watching:
             await streams.watchers_change(self.conversation_id, -1)
             await self.channel_layer.group_discard(
                 group_name(self.conversation_id), self.channel_name
             )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.watching:  # refused at connect: frames racing the close are ignored
+            return
         try:
             frame = parse_frame(text_data, bytes_data)
             if isinstance(frame, MessageSend):

@@ -1,7 +1,8 @@
-"""Generate one answer: plan (DB), stream from the provider into Redis, finish (DB).
+"""Generate one answer: plan (DB), stream from the provider to the readers, finish (DB).
 
-No database connection or transaction is held while the provider streams: the plan and the
-finish are short synchronous calls run in worker threads.
+Pieces go to readers in this process from memory and to the turn's Redis Stream in batches
+(``relay``, ``batcher``). No database connection or transaction is held while the provider
+streams: the begin-and-plan and the finish are short synchronous calls run in worker threads.
 """
 
 from __future__ import annotations
