@@ -12,11 +12,11 @@ from ninja import Field, Query, Router, Schema, Status
 
 from chatbot.users.auth import api_auth
 from conversations import selectors, services
-from conversations.delivery import started_frame, turn_announce, turn_frames
+from conversations.delivery import turn_frames
 from conversations.exceptions import InvalidInput
-from conversations.generation import turn_job, turn_start
+from conversations.generation import turn_launch
 from conversations.models import Conversation, Message
-from conversations.runtime import db, turn_runner
+from conversations.runtime import db
 
 router = Router(auth=api_auth, tags=["conversations"])
 
@@ -166,18 +166,14 @@ async def message_send(
     key = payload.idempotency_key or request.headers.get("Idempotency-Key", "")
     if not key:
         raise InvalidInput("idempotency_key (or an Idempotency-Key header) is required")
-    turn, plan = await db(turn_start)(
+    turn = await turn_launch(
         user=caller(request),
         conversation_id=conversation_id,
         content=payload.content,
         idempotency_key=key,
+        watchers=0,
     )
     message_id = turn.assistant_message.pk
-    if turn.created:
-        turn_runner().start(message_id, turn_job(plan))
-        await turn_announce(
-            conversation_id, started_frame(message_id, turn.user_message.pk, key), watchers=0
-        )
     started = {"message_id": message_id, "user_message_id": turn.user_message.pk}
     return sse_response(turn_events(message_id, 0, started, live=turn.created))
 

@@ -15,9 +15,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from conversations import streams
-from conversations.delivery import group_name, started_frame, turn_announce, turn_frames
+from conversations.delivery import group_name, started_frame, turn_frames
 from conversations.exceptions import ChatError, InvalidInput, NotFound
-from conversations.generation import turn_job, turn_start
+from conversations.generation import turn_launch
 from conversations.runtime import db, turn_runner
 from conversations.selectors import conversation_get_for_user, message_get_for_user
 
@@ -118,20 +118,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.send_json(error_frame("internal", "something went wrong; try again"))
 
     async def message_send(self, frame: MessageSend) -> None:
-        turn, plan = await db(turn_start)(
+        turn = await turn_launch(
             user=self.scope["user"],
             conversation_id=self.conversation_id,
             content=frame.content,
             idempotency_key=frame.idempotency_key,
+            watchers=1,
         )
         message_id = turn.assistant_message.pk
-        if turn.created:
-            turn_runner().start(message_id, turn_job(plan))
-        started = started_frame(message_id, turn.user_message.pk, frame.idempotency_key)
-        await self.send_json(started)
+        await self.send_json(started_frame(message_id, turn.user_message.pk, frame.idempotency_key))
         self.read(message_id, cursor=0, live=turn.created)
-        if turn.created:
-            await turn_announce(self.conversation_id, started, watchers=1)
 
     async def turn_stop(self, frame: TurnStop) -> None:
         message = await db(self.own_message)(frame.message_id)

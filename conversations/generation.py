@@ -20,9 +20,10 @@ from django.conf import settings
 from conversations import streams
 from conversations.batcher import stream_batcher
 from conversations.context import context_build
+from conversations.delivery import started_frame, turn_announce
 from conversations.models import Conversation, Message
 from conversations.relay import Relay
-from conversations.runtime import TurnJob, TurnRunner, db
+from conversations.runtime import TurnRunner, db, turn_runner
 from conversations.services import (
     Turn,
     TurnOutcome,
@@ -59,18 +60,6 @@ def plan_build(conversation: Conversation, question: Message, answer: Message) -
     )
 
 
-def turn_plan(*, message_id: int) -> TurnPlan | None:
-    """What to send to the model for this pending turn; None if it is no longer pending."""
-    message = (
-        Message.objects.select_related("conversation", "reply_to")
-        .filter(pk=message_id, status__in=Message.ACTIVE_STATUSES)
-        .first()
-    )
-    if message is None or message.reply_to is None:
-        return None
-    return plan_build(message.conversation, message.reply_to, message)
-
-
 def turn_start(
     *, user: Any, conversation_id: int, content: str, idempotency_key: str
 ) -> tuple[Turn, TurnPlan | None]:
@@ -83,9 +72,23 @@ def turn_start(
     return turn, plan_build(turn.conversation, turn.user_message, turn.assistant_message)
 
 
-def turn_job(plan: TurnPlan | None) -> TurnJob:
-    """The runner's job for a turn, starting from ``plan`` when it is already made."""
-    return functools.partial(turn_generate, plan=plan)
+async def turn_launch(
+    *, user: Any, conversation_id: int, content: str, idempotency_key: str, watchers: int
+) -> Turn:
+    """Begin a turn and, when it is new, run its answer and announce it to open tabs.
+
+    ``watchers``: how many of the conversation's open websockets the caller itself is (see
+    ``turn_announce``). A replayed idempotency key returns the existing turn and starts nothing.
+    """
+    turn, plan = await db(turn_start)(
+        user=user, conversation_id=conversation_id, content=content, idempotency_key=idempotency_key
+    )
+    if plan is not None:
+        message_id = turn.assistant_message.pk
+        turn_runner().start(message_id, functools.partial(turn_generate, plan=plan))
+        started = started_frame(message_id, turn.user_message.pk, idempotency_key)
+        await turn_announce(conversation_id, started, watchers=watchers)
+    return turn
 
 
 async def stream_answer(plan: TurnPlan, relay: Relay, runner: TurnRunner) -> Finish | None:
@@ -125,16 +128,10 @@ def outcome_for(
     )
 
 
-async def turn_generate(message_id: int, runner: TurnRunner, plan: TurnPlan | None = None) -> None:
+async def turn_generate(message_id: int, runner: TurnRunner, *, plan: TurnPlan) -> None:
     """The whole life of one answer; always ends the turn's stream with a ``done`` entry."""
     started = time.monotonic()
-    if plan is None:
-        plan = await db(turn_plan)(message_id=message_id)
     local = runner.hub.open(message_id)
-    if plan is None:  # already finished elsewhere (reaped): tell local readers how it ended
-        local.publish(streams.StreamEntry(0, None, await db(finished_payload)(message_id)))
-        runner.hub.release_later(message_id)
-        return
     relay = Relay(message_id, local)
     stream_task = asyncio.get_running_loop().create_task(stream_answer(plan, relay, runner))
     runner.streams[message_id] = stream_task
@@ -196,13 +193,3 @@ def summary_request(conversation_id: int, through_id: int) -> None:
     from conversations.tasks import conversation_summarize_task
 
     conversation_summarize_task.delay(conversation_id, through_id)
-
-
-def finished_payload(message_id: int) -> dict[str, Any]:
-    from conversations.delivery import frames_from_database, message_state
-
-    message = message_state(message_id)
-    if message is None:
-        return {"status": Message.Status.FAILED, "usage": {}, "citations": [], "content": ""}
-    done = frames_from_database(message, cursor=1)[-1]
-    return {key: value for key, value in done.items() if key not in {"type", "message_id"}}
