@@ -9,13 +9,16 @@ every case a ``turn.done`` frame carrying the final ``content``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.layers import get_channel_layer
 
 from conversations import streams
 from conversations.models import Message
 from conversations.runtime import db, turn_runner
+
+if TYPE_CHECKING:
+    from conversations.services import TurnOutcome
 
 IDLE_CHECK_MS = 5000
 
@@ -51,22 +54,24 @@ def message_state(message_id: int) -> Message | None:
     )
 
 
+def done_payload(end: TurnOutcome | Message) -> dict[str, Any]:
+    """What a ``done`` entry says, from a turn's outcome or from its finished message."""
+    payload: dict[str, Any] = {
+        "status": end.status,
+        "usage": {"prompt_tokens": end.prompt_tokens, "completion_tokens": end.completion_tokens},
+        "citations": end.citations or [],
+        "content": end.content,
+    }
+    if end.error_code:
+        payload["error"] = {"code": end.error_code, "detail": end.error_detail}
+    return payload
+
+
 def frames_from_database(message: Message, cursor: int) -> list[dict[str, Any]]:
     frames = []
     if cursor == 0 and message.content:
         frames.append(delta_frame(message.pk, 1, message.content))
-    payload: dict[str, Any] = {
-        "status": message.status,
-        "usage": {
-            "prompt_tokens": message.prompt_tokens,
-            "completion_tokens": message.completion_tokens,
-        },
-        "citations": message.citations,
-        "content": message.content,
-    }
-    if message.error_code:
-        payload["error"] = {"code": message.error_code, "detail": message.error_detail}
-    frames.append(done_frame(message.pk, payload))
+    frames.append(done_frame(message.pk, done_payload(message)))
     return frames
 
 
@@ -104,10 +109,8 @@ async def turn_frames(
 
 async def finished_turn(message_id: int) -> Message | None:
     """The finished message when its stream is gone (or quiet with the turn already over)."""
-    if await streams.stream_exists(message_id):
-        entries = await streams.stream_read(message_id, 0, block_ms=0)
-        if entries and entries[-1].done is not None:
-            return None  # the stream has it all, done included: read it from there
+    if await streams.stream_has_done(message_id):
+        return None  # the stream has it all, done included: read it from there
     message = await db(message_state)(message_id)
     if message is None or message.is_active:
         return None

@@ -20,7 +20,7 @@ from django.conf import settings
 from conversations import streams
 from conversations.batcher import stream_batcher
 from conversations.context import context_build
-from conversations.delivery import started_frame, turn_announce
+from conversations.delivery import done_payload, started_frame, turn_announce
 from conversations.models import Conversation, Message
 from conversations.relay import Relay
 from conversations.runtime import TurnRunner, db, turn_runner
@@ -100,7 +100,7 @@ async def stream_answer(plan: TurnPlan, relay: Relay, runner: TurnRunner) -> Fin
         async for event in events:
             if isinstance(event, Delta):
                 first = relay.first_delta_at is None
-                await relay.push(event.text)
+                relay.push(event.text)
                 if first:
                     runner.streaming_started.append(plan.message_id)
             elif isinstance(event, Finish):
@@ -172,21 +172,6 @@ async def outcome_of(
         detail = f"internal error ({type(exc).__name__})"
         return outcome_for(plan, relay, started, status, error_code="internal", error_detail=detail)
     return outcome_for(plan, relay, started, Message.Status.COMPLETE, finish=finish)
-
-
-def done_payload(outcome: TurnOutcome) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "status": outcome.status,
-        "usage": {
-            "prompt_tokens": outcome.prompt_tokens,
-            "completion_tokens": outcome.completion_tokens,
-        },
-        "citations": outcome.citations or [],
-        "content": outcome.content,
-    }
-    if outcome.error_code:
-        payload["error"] = {"code": outcome.error_code, "detail": outcome.error_detail}
-    return payload
 
 
 def summary_request(conversation_id: int, through_id: int) -> None:

@@ -33,7 +33,7 @@ class Relay:
     def text(self) -> str:
         return "".join(self.parts)
 
-    async def push(self, text: str) -> None:
+    def push(self, text: str) -> None:
         """Take one delta; publish it now if the window has passed, else soon."""
         if not text:
             return

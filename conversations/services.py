@@ -199,7 +199,7 @@ def turns_reap(*, grace_s: int = REAP_GRACE_S) -> list[int]:
 
     Returns the ids of the reaped assistant messages.
     """
-    from conversations.generation import done_payload
+    from conversations.delivery import done_payload
     from conversations.selectors import active_turns_older_than
     from conversations.streams import heartbeats_alive, stream_close_sync, stream_text_sync
 

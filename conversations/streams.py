@@ -74,15 +74,16 @@ def parse_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEntry:
 async def stream_read(message_id: int, after: int, block_ms: int = 5000) -> list[StreamEntry]:
     """Entries after seq ``after``, waiting up to ``block_ms`` for the first one."""
     key = stream_key(message_id)
-    block = block_ms or None  # 0 would mean "forever" to Redis; None means "do not wait"
-    reply: Any = await async_client().xread({key: f"0-{after}"}, block=block, count=500)
+    reply: Any = await async_client().xread({key: f"0-{after}"}, block=block_ms, count=500)
     if not reply:
         return []
     return [parse_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
 
 
-async def stream_exists(message_id: int) -> bool:
-    return bool(await async_client().exists(stream_key(message_id)))
+async def stream_has_done(message_id: int) -> bool:
+    """Whether the turn's stream still exists and ends with its done entry (one look at the end)."""
+    last: Any = await async_client().xrevrange(stream_key(message_id), count=1)
+    return bool(last) and b"done" in last[0][1]
 
 
 async def stop_requested(message_ids: list[int]) -> set[int]:
