@@ -23,7 +23,7 @@ from conversations.hub import TurnHub
 logger = logging.getLogger(__name__)
 
 STOP_POLL_S = 0.1
-HEARTBEAT_EVERY_S = 5.0
+BEAT_EVERY_TICKS = 50  # heartbeats every 5 s (their TTL is 20 s)
 MARK_EVERY_TICKS = 5  # status `streaming` reaches the database within half a second
 
 TurnJob = Callable[[int, "TurnRunner"], Coroutine[Any, Any, None]]
@@ -80,15 +80,11 @@ class TurnRunner:
             stream.cancel()
 
     async def supervise(self) -> None:
-        since_beat = HEARTBEAT_EVERY_S
         ticks = 0
         while self.tasks or self.streaming_started:
-            ticks += 1
             try:
-                running = list(self.tasks)
-                if since_beat >= HEARTBEAT_EVERY_S:
-                    await streams.heartbeat_beat(running)
-                    since_beat = 0.0
+                if ticks % BEAT_EVERY_TICKS == 0:  # the first tick beats at once
+                    await streams.heartbeat_beat(list(self.tasks))
                 if self.streaming_started and ticks % MARK_EVERY_TICKS == 0:
                     self.mark_streaming()
                 for message_id in await streams.stop_requested(list(self.streams)):
@@ -96,7 +92,7 @@ class TurnRunner:
             except Exception:  # Redis hiccup: keep supervising, the next tick retries
                 logger.exception("turn supervisor tick failed")
             await asyncio.sleep(STOP_POLL_S)
-            since_beat += STOP_POLL_S
+            ticks += 1
 
 
 _runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnRunner] = (
