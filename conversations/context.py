@@ -52,6 +52,9 @@ def context_build(*, conversation: Conversation, question: Message) -> Context:
             break
         budget -= cost
         kept.append(ChatMessage(role=message.role, content=message.content))  # type: ignore[arg-type]
+    else:
+        if len(history) == HISTORY_SCAN_LIMIT:  # older messages were not even read: fold them
+            dropped_before_id = history[-1].pk - 1
     messages = [
         ChatMessage("system", system),
         *reversed(kept),

@@ -217,3 +217,15 @@ def test_concurrent_begins_start_exactly_one_answer(same_key):
         assert set(outcomes) == {f"turn {answers.get().pk}"}
     else:
         assert outcomes.count("refused") == 7
+
+
+def test_messages_beyond_the_history_scan_are_left_to_the_summary(conversation, monkeypatch):
+    monkeypatch.setattr("conversations.context.HISTORY_SCAN_LIMIT", 4)
+    for n in range(5):
+        add_exchange(conversation, n, size=5)
+    question = Message.objects.create(conversation=conversation, role="user", content="now?")
+
+    context = context_build(conversation=conversation, question=question)
+    assert len(context.messages) == 1 + 4 + 1  # system, the 4 scanned, the question
+    oldest_kept = Message.objects.filter(content__startswith="q3 ").get()
+    assert context.dropped_before_id == oldest_kept.pk - 1
