@@ -48,7 +48,7 @@ class StreamBatcher:
             self._task = asyncio.get_running_loop().create_task(self._tick())
 
     async def flush(self) -> None:
-        """Write everything pending now (a turn calls this before its done entry)."""
+        """Write everything pending now; on an error keep it for the next tick."""
         async with self._lock:
             batch, self.pending = self.pending, {}
             if not batch:

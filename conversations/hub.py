@@ -23,10 +23,6 @@ class LocalTurn:
         self.entries: list[StreamEntry] = []
         self._waiters: list[asyncio.Future[None]] = []
 
-    @property
-    def done(self) -> bool:
-        return bool(self.entries) and self.entries[-1].done is not None
-
     def publish(self, entry: StreamEntry) -> None:
         self.entries.append(entry)
         waiters, self._waiters = self._waiters, []
