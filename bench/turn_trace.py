@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.asgi import application
-from conversations import consumers, generation, relay
+from conversations import batcher, consumers, generation
 from llm.chat import Delta
 
 __all__ = ["application"]
@@ -70,7 +70,7 @@ def traced_db(original: Callable[..., Any]) -> Callable[..., Any]:
     return db
 
 
-BEGIN_STEPS = {"turn_begin": "begin", "turn_start": "begin", "turn_plan": "plan"}
+BEGIN_STEPS = {"turn_begin": "begin", "turn_start": "begin"}
 
 
 def turn_record(
@@ -189,7 +189,7 @@ def install() -> None:
     wrap(generation, "turn_generate", traced_generate)  # what the consumer's job calls
     wrap(consumers, "db", traced_db)
     wrap(generation, "db", traced_db)
-    wrap(relay, "stream_append", traced_append)
+    wrap(batcher.StreamBatcher, "_write", traced_append)  # one pipeline: pieces of all turns
     wrap(generation, "chat_provider", traced_provider)
 
 
