@@ -63,6 +63,25 @@ def conversation_create(*, owner: Any, title: str = "", model: str | None = None
 
 
 @transaction.atomic
+def conversation_with_exchange_create(
+    *, owner: Any, title: str, question: str, answer: str
+) -> Conversation:
+    """A conversation holding one finished question and answer (demo and imported data)."""
+    conversation = conversation_create(owner=owner, title=title)
+    asked = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content=question
+    )
+    Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content=answer,
+        reply_to=asked,
+        model=conversation.model,
+    )
+    return conversation
+
+
+@transaction.atomic
 def conversation_update(
     *,
     conversation: Conversation,

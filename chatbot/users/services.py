@@ -60,3 +60,13 @@ def api_key_record_use(*, api_key: ApiKey) -> None:
         Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale_before), pk=api_key.pk
     ).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+@transaction.atomic
+def demo_user_create(*, username: str, password: str) -> User | None:
+    """A staff superuser for the demo, or None when one with that name exists already."""
+    if User.objects.filter(username=username).exists():
+        return None
+    return User.objects.create_superuser(
+        username=username, email="", password=password, display_name="Demo"
+    )

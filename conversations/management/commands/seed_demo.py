@@ -4,9 +4,8 @@ import secrets
 
 from django.core.management.base import BaseCommand
 
-from chatbot.users.models import User
-from conversations.models import Conversation, Message
-from conversations.services import conversation_create
+from chatbot.users.services import demo_user_create
+from conversations.services import conversation_with_exchange_create
 
 WELCOME_QUESTION = "What can this chat do?"
 WELCOME_ANSWER = (
@@ -24,28 +23,14 @@ class Command(BaseCommand):
     help = "Create a demo staff user and demo data; safe to run again."
 
     def handle(self, *args: object, **options: object) -> None:
-        if User.objects.filter(username=DEMO_USERNAME).exists():
+        password = secrets.token_urlsafe(12)
+        user = demo_user_create(username=DEMO_USERNAME, password=password)
+        if user is None:
             self.stdout.write(f"Demo user '{DEMO_USERNAME}' exists already (login shown once).")
             return
-        password = secrets.token_urlsafe(12)
-        user = User.objects.create_superuser(
-            username=DEMO_USERNAME, email="", password=password, display_name="Demo"
+        conversation_with_exchange_create(
+            owner=user, title="Welcome", question=WELCOME_QUESTION, answer=WELCOME_ANSWER
         )
-        self.welcome_conversation(user)
         self.stdout.write(self.style.SUCCESS("Demo staff user created. Log in with:"))
         self.stdout.write(f"  username: {DEMO_USERNAME}\n  password: {password}")
         self.stdout.write("This password is not stored anywhere else: note it now.")
-
-    def welcome_conversation(self, user: User) -> Conversation:
-        conversation = conversation_create(owner=user, title="Welcome")
-        question = Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, content=WELCOME_QUESTION
-        )
-        Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            content=WELCOME_ANSWER,
-            reply_to=question,
-            model=conversation.model,
-        )
-        return conversation
