@@ -255,7 +255,10 @@ LOGGING = {
 # OPENAI_BASE_URL nor OPENAI_API_KEY set, the clearly labelled offline provider answers instead.
 OPENAI_BASE_URL = env("OPENAI_BASE_URL")
 OPENAI_API_KEY = env("OPENAI_API_KEY")
-CHAT_MODELS = envlist("CHAT_MODELS", "gpt-4o-mini" if OPENAI_BASE_URL or OPENAI_API_KEY else "")
+CHAT_MODELS = envlist(
+    "CHAT_MODELS",
+    "gpt-4o-mini" if OPENAI_BASE_URL or OPENAI_API_KEY or env("CHAT_PROVIDERS") else "",
+)
 # The optional local model (`make local-llm`), used when no OpenAI-compatible server is set.
 LOCAL_LLM = envbool("LOCAL_LLM", False)
 CHAT_CONTEXT_WINDOW = envint("CHAT_CONTEXT_WINDOW", 8192)
@@ -266,4 +269,24 @@ CHAT_SYSTEM_PROMPT = env(
 )
 CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 32000)
 CHAT_PROVIDER_READ_TIMEOUT = envint("CHAT_PROVIDER_READ_TIMEOUT", 60)
+# Failover (llm/failover.py, formats in llm/provider_config.py): named providers, each model's
+# ordered targets, and the circuit breaker shared through Redis.
+CHAT_PROVIDERS = env("CHAT_PROVIDERS")
+CHAT_FALLBACKS = env("CHAT_FALLBACKS")
+CHAT_FIRST_TOKEN_TIMEOUT = envint("CHAT_FIRST_TOKEN_TIMEOUT", 15)
+CHAT_RETRY_AFTER_MAX = envint("CHAT_RETRY_AFTER_MAX", 5)
+CHAT_BREAKER_THRESHOLD = envint("CHAT_BREAKER_THRESHOLD", 5)
+CHAT_BREAKER_WINDOW = envint("CHAT_BREAKER_WINDOW", 30)
+CHAT_BREAKER_COOLDOWN = envint("CHAT_BREAKER_COOLDOWN", 30)
+# Moderation (llm/moderation.py): "rules" (offline phrases and regexes), "openai" (an
+# OpenAI-compatible /moderations endpoint) or "off". Input is checked whole; answers in windows.
+MODERATION = env("MODERATION", "rules")
+if MODERATION not in {"rules", "openai", "off"}:
+    raise ImproperlyConfigured("MODERATION must be rules, openai or off")
+MODERATION_RULES_FILE = env("MODERATION_RULES_FILE")
+MODERATION_BASE_URL = env("MODERATION_BASE_URL", OPENAI_BASE_URL or "https://api.openai.com/v1")
+MODERATION_API_KEY = env("MODERATION_API_KEY", OPENAI_API_KEY)
+MODERATION_MODEL = env("MODERATION_MODEL", "omni-moderation-latest")
+MODERATION_OUTPUT_EVERY_CHARS = envint("MODERATION_OUTPUT_EVERY_CHARS", 400)
+MODERATION_OUTPUT_WINDOW_CHARS = envint("MODERATION_OUTPUT_WINDOW_CHARS", 600)
 CELERY_BEAT_SCHEDULE["turns-reap"] = {"task": "conversations.turns_reap", "schedule": 30.0}

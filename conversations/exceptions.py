@@ -25,3 +25,8 @@ class InvalidInput(ChatError):
 class TurnInProgress(ChatError):
     code = "turn_in_progress"
     status = 409
+
+
+class ModerationBlocked(ChatError):
+    code = "moderation_blocked"
+    status = 400

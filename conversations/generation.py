@@ -12,7 +12,8 @@ import contextlib
 import functools
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,11 @@ from conversations.batcher import stream_batcher
 from conversations.context import context_build
 from conversations.delivery import done_payload, started_frame, turn_announce
 from conversations.models import Conversation, Message
+from conversations.moderation import (
+    OUTPUT_WITHHELD,
+    message_moderate,
+    moderation_output_record,
+)
 from conversations.relay import Relay
 from conversations.runtime import TurnRunner, db, turn_runner
 from conversations.services import (
@@ -30,9 +36,10 @@ from conversations.services import (
     turn_begin,
     turn_finish,
 )
-from llm.chat import ChatMessage, Delta, Finish
+from llm.chat import ChatEvent, ChatMessage, Delta, Finish, Served
 from llm.exceptions import ProviderError
-from llm.registry import chat_provider
+from llm.moderation import OutputFlagged, OutputWatch
+from llm.registry import chat_provider, moderator
 from llm.tokens import token_estimate
 
 logger = logging.getLogger(__name__)
@@ -80,6 +87,7 @@ async def turn_launch(
     ``watchers``: how many of the conversation's open websockets the caller itself is (see
     ``turn_announce``). A replayed idempotency key returns the existing turn and starts nothing.
     """
+    await message_moderate(user=user, conversation_id=conversation_id, content=content)
     turn, plan = await db(turn_start)(
         user=user, conversation_id=conversation_id, content=content, idempotency_key=idempotency_key
     )
@@ -91,11 +99,21 @@ async def turn_launch(
     return turn
 
 
-async def stream_answer(plan: TurnPlan, relay: Relay, runner: TurnRunner) -> Finish | None:
-    finish = None
+def answer_stream(plan: TurnPlan) -> AsyncIterator[ChatEvent]:
+    """The provider's stream, watched by output moderation when it is on."""
     answer = chat_provider().stream_chat(
         model=plan.model, messages=plan.messages, max_tokens=plan.max_tokens
     )
+    checker = moderator()
+    if checker is None:
+        return answer
+    every, window = settings.MODERATION_OUTPUT_EVERY_CHARS, settings.MODERATION_OUTPUT_WINDOW_CHARS
+    return OutputWatch(checker, every=every, window=window).watch(answer)
+
+
+async def stream_answer(plan: TurnPlan, relay: Relay, runner: TurnRunner) -> Finish | None:
+    finish = None
+    answer = answer_stream(plan)
     async with contextlib.aclosing(answer) as events:  # type: ignore[type-var]  # a stop releases the connection at once
         async for event in events:
             if isinstance(event, Delta):
@@ -105,6 +123,8 @@ async def stream_answer(plan: TurnPlan, relay: Relay, runner: TurnRunner) -> Fin
                     runner.streaming_started.append(plan.message_id)
             elif isinstance(event, Finish):
                 finish = event
+            elif isinstance(event, Served):
+                relay.served = event
     return finish
 
 
@@ -118,8 +138,8 @@ def outcome_for(
     return TurnOutcome(
         status=status,
         content=relay.text,
-        provider=chat_provider().name,
-        model=plan.model,
+        provider=relay.served.provider if relay.served else chat_provider().name,
+        model=relay.served.model if relay.served else plan.model,
         prompt_tokens=prompt or sum(token_estimate(m.content) for m in plan.messages),
         completion_tokens=completion or token_estimate(relay.text),
         ttft_ms=round((ttft - started) * 1000) if ttft else None,
@@ -162,6 +182,8 @@ async def outcome_of(
         if plan.message_id not in runner.stopping:
             raise  # the process is shutting down: the reaper will settle this turn
         return outcome_for(plan, relay, started, Message.Status.STOPPED)
+    except OutputFlagged as exc:
+        return await outcome_moderated(plan, relay, started, exc)
     except ProviderError as exc:
         status = Message.Status.INTERRUPTED if relay.parts else Message.Status.FAILED
         code = "provider_unavailable" if exc.retryable else "provider_error"
@@ -172,6 +194,20 @@ async def outcome_of(
         detail = f"internal error ({type(exc).__name__})"
         return outcome_for(plan, relay, started, status, error_code="internal", error_detail=detail)
     return outcome_for(plan, relay, started, Message.Status.COMPLETE, finish=finish)
+
+
+async def outcome_moderated(
+    plan: TurnPlan, relay: Relay, started: float, flagged: OutputFlagged
+) -> TurnOutcome:
+    """The answer is withheld (its text is not kept on the message) and the flag recorded."""
+    try:
+        await db(moderation_output_record)(
+            conversation_id=plan.conversation_id, message_id=plan.message_id, result=flagged.result
+        )
+    except Exception:  # the turn must still end; the log keeps what the record would have
+        logger.exception("recording the moderation of turn %s failed", plan.message_id)
+    outcome = outcome_for(plan, relay, started, Message.Status.MODERATED)
+    return replace(outcome, content="", error_code="moderated", error_detail=OUTPUT_WITHHELD)
 
 
 def summary_request(conversation_id: int, through_id: int) -> None:

@@ -51,6 +51,7 @@ class Message(models.Model):
         STOPPED = "stopped"
         INTERRUPTED = "interrupted"
         FAILED = "failed"
+        MODERATED = "moderated"  # halted by output moderation; the text is withheld
 
     ACTIVE_STATUSES = (Status.PENDING, Status.STREAMING)
 
@@ -104,3 +105,45 @@ class Message(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+
+class ModerationEvent(models.Model):
+    """Text that moderation flagged, kept for staff review.
+
+    Input events have no message: a flagged question is refused before any turn exists.
+    Output events point at the assistant message whose answer was halted.
+    """
+
+    class Direction(models.TextChoices):
+        INPUT = "input"
+        OUTPUT = "output"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="moderation_events"
+    )
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    categories = models.JSONField(default=list, blank=True)
+    excerpt = models.TextField(blank=True, help_text="The flagged text, with a little context.")
+    provider = models.CharField(
+        max_length=50, blank=True, help_text="The moderator that flagged it."
+    )
+    reviewed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["-created_at"],
+                condition=models.Q(reviewed=False),
+                name="moderation_to_review",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} flagged for {', '.join(self.categories) or 'policy'}"

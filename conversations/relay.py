@@ -14,6 +14,7 @@ import time
 from conversations.batcher import stream_batcher
 from conversations.hub import LocalTurn
 from conversations.streams import StreamEntry
+from llm.chat import Served
 
 COALESCE_S = 0.03
 
@@ -25,6 +26,7 @@ class Relay:
         self.seq = 0
         self.parts: list[str] = []
         self.first_delta_at: float | None = None
+        self.served: Served | None = None  # which provider and model answer, under failover
         self._pending: list[str] = []
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None

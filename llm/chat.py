@@ -31,6 +31,18 @@ class Finish:
     completion_tokens: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Which provider and model are answering: sent once, before the first Delta, by
+    providers that choose between several (failover). Others never send it."""
+
+    provider: str
+    model: str
+
+
+ChatEvent = Delta | Finish | Served
+
+
 class ChatProvider(Protocol):
     name: str
 
@@ -41,8 +53,8 @@ class ChatProvider(Protocol):
         messages: Sequence[ChatMessage],
         max_tokens: int,
         temperature: float | None = None,
-    ) -> AsyncIterator[Delta | Finish]:
-        """Yield text deltas, then exactly one Finish.
+    ) -> AsyncIterator[ChatEvent]:
+        """Yield text deltas, then exactly one Finish (a `Served` may come first).
 
         Raises `llm.exceptions.ProviderError` when the vendor fails, before or during
         the stream.

@@ -38,3 +38,23 @@ class ProviderError(Exception):
             f"status={self.status!r}, retry_after={self.retry_after!r}, "
             f"message={self.message!r})"
         )
+
+
+UNAVAILABLE_DETAIL = (
+    "All of our language model providers are busy or unavailable right now, so no answer "
+    "could be written. Please try again in a minute."
+)
+
+
+class ProvidersUnavailable(ProviderError):
+    """No provider of a model could start an answer (all failed, rate limited or open).
+
+    Its text is meant for the user; what each provider said is in `attempts` (and the logs).
+    """
+
+    def __init__(self, attempts: list[str]) -> None:
+        super().__init__(UNAVAILABLE_DETAIL, code="unavailable", retryable=True)
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from llm.chat import ChatMessage, ChatProvider, Delta, Finish
+from llm.chat import ChatEvent, ChatMessage, ChatProvider, Delta, Finish, Served
 from llm.exceptions import ProviderError
 
 HELLO = [ChatMessage("system", "Be brief."), ChatMessage("user", "Say hello to me")]
@@ -18,19 +18,23 @@ class Outcome:
     deltas: list[str] = field(default_factory=list)
     finish: Finish | None = None
     error: ProviderError | None = None
+    served: Served | None = None
 
     @property
     def text(self) -> str:
         return "".join(self.deltas)
 
 
-async def collect(stream: AsyncIterator[Delta | Finish]) -> Outcome:
+async def collect(stream: AsyncIterator[ChatEvent]) -> Outcome:
     """Read a stream to its end, checking that Finish comes once and last."""
     outcome = Outcome()
     try:
         async for item in stream:
             assert outcome.finish is None, "nothing may follow the Finish"
-            if isinstance(item, Delta):
+            if isinstance(item, Served):
+                assert not outcome.deltas, "Served comes before any text"
+                outcome.served = item
+            elif isinstance(item, Delta):
                 outcome.deltas.append(item.text)
             else:
                 outcome.finish = item
