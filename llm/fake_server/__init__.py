@@ -5,6 +5,7 @@
 Chat answers are "tok1 tok2 ... tokN " streamed one token per SSE chunk. Failures can be
 injected for every request (`--fail`), for the next few requests (`POST /_control`), or
 by model name (`fake-500`, `fake-429`, `fake-reset`, `fake-stall` fail every time).
+`POST /v1/moderations` flags texts containing a flag word (`--flag-word`, `set_flag_words`).
 `run_in_thread()` starts one inside a test or benchmark process.
 """
 

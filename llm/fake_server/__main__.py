@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
         fail=args.fail,
         fail_after=args.fail_after,
         retry_after=args.retry_after,
+        flag_words=tuple(args.flag_word),
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(config, args.host, args.port))
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fail-after", type=int, default=0, help="tokens sent before reset/stall")
     parser.add_argument(
         "--retry-after", type=float, default=None, help="Retry-After seconds with 429"
+    )
+    parser.add_argument(
+        "--flag-word", action="append", default=[], help="/v1/moderations flags it (repeatable)"
     )
     return parser
 

@@ -10,8 +10,9 @@ from typing import Any
 from aiohttp import web
 
 from llm.fake_server.chat import chat_completions
-from llm.fake_server.control import control, control_reset, models, stats
+from llm.fake_server.control import control, control_moderation, control_reset, models, stats
 from llm.fake_server.embeddings import embeddings
+from llm.fake_server.moderations import moderations
 from llm.fake_server.state import STATE, FakeServerConfig, FakeServerState
 
 _MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -25,6 +26,8 @@ def create_app(config: FakeServerConfig) -> web.Application:
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/moderations", moderations)
+    app.router.add_post("/_control/moderation", control_moderation)
     app.router.add_post("/_control", control)
     app.router.add_post("/_control/reset", control_reset)
     app.router.add_get("/_stats", stats)
@@ -72,6 +75,11 @@ class RunningFakeServer:
     def set_override(self, count: int = 1, **changes: Any) -> FakeServerConfig:
         """Like `POST /_control`: the next `count` chat requests use `changes`."""
         return self._on_loop(lambda: self.state.set_override(changes, count))
+
+    def set_flag_words(self, *words: str) -> None:
+        """Like `POST /_control/moderation`: /v1/moderations flags texts with these words."""
+        flagged = frozenset(word.lower() for word in words)
+        self._on_loop(lambda: setattr(self.state, "flag_words", flagged))
 
     def clear_override(self) -> None:
         """Like `POST /_control/reset`."""

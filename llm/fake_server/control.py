@@ -30,6 +30,15 @@ async def control_reset(request: web.Request) -> web.Response:
     return web.json_response({"settings": asdict(state.defaults), "count": 0})
 
 
+async def control_moderation(request: web.Request) -> web.Response:
+    """POST /_control/moderation `{"flag": ["word", ...]}`: /v1/moderations flags these."""
+    words = (await json_object(request)).get("flag")
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise bad_request("'flag' must be a list of strings")
+    request.app[STATE].flag_words = frozenset(w.lower() for w in words)
+    return web.json_response({"flag": sorted(request.app[STATE].flag_words)})
+
+
 async def stats(request: web.Request) -> web.Response:
     """GET /_stats: request, stream and token counters since the server started."""
     return web.json_response(asdict(request.app[STATE].stats))

@@ -36,6 +36,7 @@ class FakeServerConfig:
     fail: FailMode = "none"
     fail_after: int = 0
     retry_after: float | None = None  # seconds, sent as Retry-After with 429
+    flag_words: tuple[str, ...] = ()  # /v1/moderations flags texts containing any of these
 
 
 @dataclass(slots=True)
@@ -44,6 +45,7 @@ class FakeServerStats:
     streams_completed: int = 0  # streams that reached [DONE]
     tokens_sent: int = 0
     embedding_requests: int = 0
+    moderation_requests: int = 0
     active_streams: int = 0
     max_active_streams: int = 0
 
@@ -57,6 +59,10 @@ class FakeServerState:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     override: FakeServerConfig | None = None
     override_left: int = 0
+    flag_words: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.flag_words = frozenset(word.lower() for word in self.defaults.flag_words)
 
     def settings_for(self, model: str) -> FakeServerConfig:
         """Settings for the next chat request; each request uses up one override."""

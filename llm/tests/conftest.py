@@ -28,3 +28,17 @@ async def provider(fake_server: RunningFakeServer) -> AsyncIterator[OpenAICompat
     provider = OpenAICompatibleProvider(fake_server.base_url, "test-key", name="fake")
     yield provider
     await provider.aclose()
+
+
+@pytest.fixture(scope="session")
+def shared_backup_server() -> Iterator[RunningFakeServer]:
+    server = run_in_thread(FakeServerConfig(tokens=5))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def backup_server(shared_backup_server: RunningFakeServer) -> RunningFakeServer:
+    """A second fake server (answers of 5 tokens), to play another provider."""
+    shared_backup_server.clear_override()
+    return shared_backup_server
