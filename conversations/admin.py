@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, ModerationEvent
+from conversations.moderation import moderation_events_review
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
@@ -67,3 +68,47 @@ class MessageAdmin(admin.ModelAdmin[Message]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         return super().get_queryset(request).select_related("conversation")
+
+
+@admin.register(ModerationEvent)
+class ModerationEventAdmin(admin.ModelAdmin[ModerationEvent]):
+    """Flagged questions and answers, for staff to review (and mark reviewed)."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "user",
+        "direction",
+        "categories",
+        "short_excerpt",
+        "provider",
+        "reviewed",
+    )
+    list_filter = ("reviewed", "direction", "provider", "created_at")
+    search_fields = ("=user__username", "user__email", "excerpt", "=conversation__id")
+    list_editable = ("reviewed",)
+    raw_id_fields = ("user", "conversation", "message")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "user",
+        "conversation",
+        "message",
+        "direction",
+        "categories",
+        "excerpt",
+        "provider",
+        "created_at",
+    )
+    actions = ["mark_reviewed"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModerationEvent]:
+        return super().get_queryset(request).select_related("user")
+
+    @admin.display(description="excerpt")
+    def short_excerpt(self, event: ModerationEvent) -> str:
+        return event.excerpt[:80] + ("…" if len(event.excerpt) > 80 else "")
+
+    @admin.action(description="Mark the selected events as reviewed")
+    def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[ModerationEvent]) -> None:
+        count = moderation_events_review(event_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} events marked as reviewed.")

@@ -87,3 +87,9 @@ def event_create(
         excerpt=result.excerpt,
         provider=result.provider,
     )
+
+
+@transaction.atomic
+def moderation_events_review(*, event_ids: list[int]) -> int:
+    """Mark events as reviewed by staff; returns how many changed."""
+    return ModerationEvent.objects.filter(pk__in=event_ids, reviewed=False).update(reviewed=True)

@@ -6,34 +6,96 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0002_one_running_answer'),
+        ("conversations", "0002_one_running_answer"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='message',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('streaming', 'Streaming'), ('complete', 'Complete'), ('stopped', 'Stopped'), ('interrupted', 'Interrupted'), ('failed', 'Failed'), ('moderated', 'Moderated')], default='complete', max_length=16),
+            model_name="message",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("streaming", "Streaming"),
+                    ("complete", "Complete"),
+                    ("stopped", "Stopped"),
+                    ("interrupted", "Interrupted"),
+                    ("failed", "Failed"),
+                    ("moderated", "Moderated"),
+                ],
+                default="complete",
+                max_length=16,
+            ),
         ),
         migrations.CreateModel(
-            name='ModerationEvent',
+            name="ModerationEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(choices=[('input', 'Input'), ('output', 'Output')], max_length=8)),
-                ('categories', models.JSONField(blank=True, default=list)),
-                ('excerpt', models.TextField(blank=True, help_text='The flagged text, with a little context.')),
-                ('provider', models.CharField(blank=True, help_text='The moderator that flagged it.', max_length=50)),
-                ('reviewed', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('conversation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='conversations.conversation')),
-                ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='conversations.message')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='moderation_events', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[("input", "Input"), ("output", "Output")], max_length=8
+                    ),
+                ),
+                ("categories", models.JSONField(blank=True, default=list)),
+                (
+                    "excerpt",
+                    models.TextField(
+                        blank=True, help_text="The flagged text, with a little context."
+                    ),
+                ),
+                (
+                    "provider",
+                    models.CharField(
+                        blank=True, help_text="The moderator that flagged it.", max_length=50
+                    ),
+                ),
+                ("reviewed", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="conversations.conversation",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="conversations.message",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="moderation_events",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('reviewed', False)), fields=['-created_at'], name='moderation_to_review')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("reviewed", False)),
+                        fields=["-created_at"],
+                        name="moderation_to_review",
+                    )
+                ],
             },
         ),
     ]

@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import redis
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 
 from chatbot.users.tests.factories import UserFactory
 from conversations.models import Conversation
 from conversations.routing import websocket_urlpatterns
 from conversations.services import conversation_create
+from llm.circuit_breaker import KEY_PREFIX
 from llm.fake_server import FakeServerConfig, RunningFakeServer, run_in_thread
 from llm.registry import chat_provider
 
@@ -36,8 +39,40 @@ def fake_llm(fake_server: RunningFakeServer, settings: Any) -> Iterator[RunningF
     settings.OPENAI_API_KEY = "test-key-not-real"
     settings.CHAT_MODELS = [FAKE_MODEL, "fake-500", "fake-reset"]
     settings.CHAT_PROVIDER_READ_TIMEOUT = 5
+    breakers_reset()
     yield fake_server
     fake_server.clear_override()
+
+
+def breakers_reset() -> None:
+    """Forget every provider's circuit breaker: failures of one test must not open it for the
+    next (the breaker is shared through Redis, as in production)."""
+    with redis.Redis.from_url(django_settings.REDIS_URL) as client:
+        keys = list(client.scan_iter(f"{KEY_PREFIX}*"))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def backup_server() -> Iterator[RunningFakeServer]:
+    server = run_in_thread(FakeServerConfig(tokens=5))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def two_providers(
+    fake_llm: RunningFakeServer, backup_server: RunningFakeServer, settings: Any
+) -> tuple[RunningFakeServer, RunningFakeServer]:
+    """Two providers: "primary" (the usual fake server) then "backup" (5-token answers)."""
+    backup_server.clear_override()
+    settings.CHAT_PROVIDERS = (
+        f"primary={fake_llm.base_url}|TEST_PRIMARY_KEY,backup={backup_server.base_url}"
+    )
+    settings.CHAT_FALLBACKS = f"{FAKE_MODEL}=primary:{FAKE_MODEL},backup:backup-model"
+    settings.CHAT_FIRST_TOKEN_TIMEOUT = 1
+    settings.CHAT_RETRY_AFTER_MAX = 1
+    return fake_llm, backup_server
 
 
 @pytest.fixture

@@ -4,11 +4,12 @@
 
 (() => {
   const LIVE_STATUSES = new Set(["pending", "streaming"]);
-  const BADGES = { stopped: "Stopped", interrupted: "Interrupted", failed: "Failed" };
+  const BADGES = { stopped: "Stopped", interrupted: "Interrupted", failed: "Failed", moderated: "Withheld" };
   // By error code, so a live turn and the same turn reloaded from history read alike, and raw
   // provider messages are not shown to users. Unknown codes fall back to the server's words.
   const ERROR_TEXT = {
-    provider_unavailable: "the model is unavailable right now. Try again.",
+    provider_unavailable: "the model is busy or unavailable right now. Please try again in a minute.",
+    moderated: "the answer was stopped because it appears to break the content policy.",
     provider_error: "the model could not answer.",
     internal: "something went wrong on our side.",
     interrupted: "the server stopped; the text so far is kept.",
