@@ -82,6 +82,10 @@ def server_url(
         "OPENAI_BASE_URL": e2e_fake_server.base_url,
         "OPENAI_API_KEY": "test-key-not-real",
         "CHAT_MODELS": "fake-model",
+        # The fake server's /v1/moderations (it flags nothing until a test sets flag words).
+        "MODERATION": "openai",
+        "MODERATION_BASE_URL": e2e_fake_server.base_url,
+        "MODERATION_OUTPUT_EVERY_CHARS": "20",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set for this process only (see ``browser``)
     cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "chatbot.asgi:application"]
@@ -127,6 +131,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, server_url: str, e2e_fake_server: RunningFakeServer) -> Iterator[Any]:
     """A fresh browser context, logged in through the login form."""
     e2e_fake_server.clear_override()
+    e2e_fake_server.set_flag_words()
     user = UserFactory.create(username="alice")
     user.set_password(PASSWORD)
     user.save(update_fields=["password"])
@@ -220,3 +225,24 @@ def test_reloading_mid_answer_resumes_it_and_shows_every_token_once(page, e2e_fa
     assert any(0 < len(text) < len(answer(120)) for text in texts), "the reload missed the stream"
     sync_api.expect(page.locator("[data-testid=message][data-role=user]")).to_have_count(1)
     sync_api.expect(page.get_by_test_id("message-status")).to_have_count(0)
+
+
+def test_when_no_provider_can_answer_the_page_says_so_politely(page, e2e_fake_server):
+    e2e_fake_server.set_override(fail="500")
+    send(page, "Anyone there?")
+
+    sync_api.expect(page.locator(ASSISTANT)).to_have_attribute("data-status", "failed")
+    sync_api.expect(page.get_by_test_id("message-status")).to_have_text(
+        "Failed: the model is busy or unavailable right now. Please try again in a minute."
+    )
+    sync_api.expect(page.get_by_test_id("send")).to_be_enabled()
+
+
+def test_a_flagged_answer_is_withheld_from_the_page(page, e2e_fake_server):
+    e2e_fake_server.set_flag_words("tok12 ")
+    send(page, "Say something")
+
+    sync_api.expect(page.locator(ASSISTANT)).to_have_attribute("data-status", "moderated")
+    sync_api.expect(page.get_by_test_id("message-status")).to_contain_text("Withheld")
+    assert assistant_text(page) == ""
+    sync_api.expect(page.get_by_test_id("send")).to_be_enabled()
