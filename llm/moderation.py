@@ -64,13 +64,24 @@ class ModerationRuleError(ValueError):
     """A rule file line cannot be read; the message names the line."""
 
 
+@dataclass(frozen=True, slots=True)
+class Rule:
+    category: str
+    pattern: re.Pattern[str]
+    anchor: str = ""  # a phrase's longest word: no match is possible without it (cheap test)
+
+
 class RuleModerator:
-    """Offline moderation by phrases and regular expressions, grouped by category."""
+    """Offline moderation by phrases and regular expressions, grouped by category.
+
+    A phrase is only searched for when its longest word occurs in the text (a substring test),
+    so a long list of phrases stays cheap; regular expressions are always run.
+    """
 
     name = "rules"
     inline = True
 
-    def __init__(self, rules: dict[str, re.Pattern[str]]) -> None:
+    def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
 
     @classmethod
@@ -80,44 +91,48 @@ class RuleModerator:
     @classmethod
     def from_lines(cls, lines: Iterable[str]) -> RuleModerator:
         """Parse rule lines (see the module docstring)."""
-        patterns: dict[str, list[str]] = {}
+        rules = []
         for number, line in enumerate(lines, 1):
-            if not (line := line.strip()) or line.startswith("#"):
-                continue
-            category, pattern = _rule(line, number)
-            patterns.setdefault(category, []).append(pattern)
-        return cls({c: re.compile("|".join(p), re.IGNORECASE) for c, p in patterns.items()})
+            if (line := line.strip()) and not line.startswith("#"):
+                rules.append(_rule(line, number))
+        return cls(rules)
 
     async def moderate(self, text: str) -> ModerationResult:
         """Flag every category with a match; the first match gives the excerpt."""
         return self.check(text)
 
     def check(self, text: str) -> ModerationResult:
-        matches = [(c, m) for c, rule in self.rules.items() if (m := rule.search(text))]
+        lowered = text.lower()
+        matches: dict[str, re.Match[str]] = {}
+        for rule in self.rules:
+            if rule.category in matches or (rule.anchor and rule.anchor not in lowered):
+                continue
+            if match := rule.pattern.search(text):
+                matches[rule.category] = match
         if not matches:
             return PASSED
-        first = min((m for _, m in matches), key=lambda m: m.start())
+        first = min(matches.values(), key=lambda m: m.start())
         start = max(0, first.start() - EXCERPT_CONTEXT)
         excerpt = text[start : first.end() + EXCERPT_CONTEXT][:MAX_EXCERPT]
-        return ModerationResult(True, tuple(c for c, _ in matches), excerpt, self.name)
+        return ModerationResult(True, tuple(matches), excerpt, self.name)
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
 
-def _rule(line: str, number: int) -> tuple[str, str]:
+def _rule(line: str, number: int) -> Rule:
     category, sep, body = line.partition(":")
     category, body = category.strip(), body.strip()
     if not sep or not category or not body:
         raise ModerationRuleError(f"moderation rule line {number}: expected 'category: rule'")
     if len(body) > 2 and body.startswith("/") and body.endswith("/"):
         try:
-            re.compile(body[1:-1])
+            return Rule(category, re.compile(body[1:-1], re.IGNORECASE))
         except re.error as exc:
             raise ModerationRuleError(f"moderation rule line {number}: {exc}") from None
-        return category, f"(?:{body[1:-1]})"
-    words = [re.escape(word) for word in body.split()]
-    return category, r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)"
+    words = body.split()
+    pattern = r"(?<!\w)" + r"\s+".join(re.escape(word) for word in words) + r"(?!\w)"
+    return Rule(category, re.compile(pattern, re.IGNORECASE), max(words, key=len).lower())
 
 
 class OpenAIModerator:
@@ -223,7 +238,11 @@ class OutputWatch:
             async with contextlib.aclosing(stream):  # type: ignore[type-var]
                 async for event in stream:
                     if isinstance(event, Delta):
-                        await self._take(event.text)
+                        # The hot path (every token) stays a few attribute updates.
+                        self.tail += event.text
+                        self.unchecked += len(event.text)
+                        if self.unchecked >= self.every or self._pending is not None:
+                            await self._take()
                     elif isinstance(event, Finish):
                         await self._final()
                     yield event
@@ -231,13 +250,12 @@ class OutputWatch:
             if self._pending is not None:
                 self._pending.cancel()
 
-    async def _take(self, text: str) -> None:
+    async def _take(self) -> None:
         self._raise_if_flagged()
-        self.tail = (self.tail + text)[-self.window :]
-        self.unchecked += len(text)
         if self.unchecked < self.every or self._pending is not None:
             return
         self.unchecked = 0
+        self.tail = self.tail[-self.window :]
         if self.moderator.inline:
             _raise_flagged(await moderation_check(self.moderator, self.tail))
         else:
@@ -249,7 +267,7 @@ class OutputWatch:
             _raise_flagged(result)
         if self.unchecked:
             self.unchecked = 0
-            _raise_flagged(await moderation_check(self.moderator, self.tail))
+            _raise_flagged(await moderation_check(self.moderator, self.tail[-self.window :]))
 
     def _raise_if_flagged(self) -> None:
         if self._pending is not None and self._pending.done():
