@@ -8,7 +8,8 @@ interrupted answer (a retry would start the answer again and could not be joined
 
 A 429 with a `Retry-After` no longer than `retry_after_max` is waited for once every other
 target has failed: never sooner than the provider asked, never longer than the bound. When no
-target can answer, `ProvidersUnavailable` carries a message meant for the user.
+target can answer, `ProvidersUnavailable` carries a message meant for the user. A half-open
+breaker's probe that produces a first token closes the breaker at once.
 """
 
 from __future__ import annotations
@@ -102,17 +103,16 @@ class FailoverProvider:
             logger.warning("no provider could answer %s: %s", model, "; ".join(attempts.notes))
             raise ProvidersUnavailable(attempts.notes)
         async with contextlib.aclosing(opened.stream):  # type: ignore[type-var]
+            await self._answering(opened)
             yield Served(opened.target.provider, opened.target.model)
             yield opened.first
-            if isinstance(opened.first, Finish):
-                return
             try:
-                async for event in opened.stream:
-                    yield event
+                if not isinstance(opened.first, Finish):  # an empty answer ends at once
+                    async for event in opened.stream:
+                        yield event
             except ProviderError as exc:
-                await self._failed(opened.target, opened.admission, exc, None)
+                await self._failed(opened.target, Admission.ALLOWED, exc, None)
                 raise
-        await self._succeeded(opened)
 
     async def aclose(self) -> None:
         """Release every provider's and the breaker's connections of this event loop."""
@@ -187,7 +187,9 @@ class FailoverProvider:
             # A 429 that says when to come back is saturation, not breakage.
             await self.breaker.failure(target.provider, probe=admission is Admission.PROBE)
 
-    async def _succeeded(self, opened: _Opened) -> None:
+    async def _answering(self, opened: _Opened) -> None:
+        """A probe that produced its first token closes the breaker: the provider answers
+        again (a stop or a later failure must not leave the probe slot taken)."""
         if self.breaker is not None and opened.admission is Admission.PROBE:
             await self.breaker.success(opened.target.provider)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from llm.circuit_breaker import Admission, BreakerConfig, CircuitBreaker
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 FAST = BreakerConfig(threshold=3, window_s=5, cooldown_s=0.3, probe_ttl_s=5)
+# Across processes the cool-down must outlast starting a Python process on a busy machine.
+SHARED = BreakerConfig(threshold=3, window_s=10, cooldown_s=2.5, probe_ttl_s=20)
 
 pytestmark = pytest.mark.asyncio
 
@@ -57,7 +60,7 @@ async def main():
     print(json.dumps(out))
 asyncio.run(main())
 """
-    config = json.dumps({"threshold": 3, "window_s": 5, "cooldown_s": 0.3, "probe_ttl_s": 5})
+    config = json.dumps(dataclasses.asdict(SHARED))
     done = subprocess.run(
         [sys.executable, "-c", script, settings.REDIS_URL, provider, config, *actions],
         cwd=PROJECT_DIR,
@@ -128,29 +131,39 @@ async def test_a_resting_provider_is_refused_until_its_retry_after(breaker, prov
     assert await breaker.allow(provider_name) is Admission.ALLOWED
 
 
-async def test_failures_in_another_process_open_the_breaker_here(breaker, provider_name):
-    assert await asyncio.to_thread(in_other_process, provider_name, *["failure"] * 3) == [0, 0, 1]
+async def test_failures_in_another_process_open_the_breaker_here(provider_name):
+    breaker = CircuitBreaker(settings.REDIS_URL, SHARED)
+    try:
+        opened = await asyncio.to_thread(in_other_process, provider_name, *["failure"] * 3)
+        assert opened == [0, 0, 1]
 
-    assert await breaker.allow(provider_name) is Admission.REFUSED
+        assert await breaker.allow(provider_name) is Admission.REFUSED
+    finally:
+        await breaker.aclose()
 
 
-async def test_the_probe_taken_by_another_process_is_the_only_one(breaker, provider_name):
-    for _ in range(3):
-        await breaker.failure(provider_name)
-    await asyncio.sleep(0.35)
+async def test_the_probe_taken_by_another_process_is_the_only_one(provider_name):
+    breaker = CircuitBreaker(settings.REDIS_URL, SHARED)
+    try:
+        for _ in range(3):
+            await breaker.failure(provider_name)
+        await asyncio.sleep(SHARED.cooldown_s + 0.05)
 
-    # The other process takes the probe; this one is refused while the probe runs.
-    assert await asyncio.to_thread(in_other_process, provider_name, "allow") == [2]
-    assert await breaker.allow(provider_name) is Admission.REFUSED
+        # The other process takes the probe; this one is refused while the probe runs.
+        assert await asyncio.to_thread(in_other_process, provider_name, "allow") == [2]
+        assert await breaker.allow(provider_name) is Admission.REFUSED
 
-    # Its probe fails: open again here too; after the cool-down, this process probes and closes.
-    assert await asyncio.to_thread(in_other_process, provider_name, "probe_failure") == [1]
-    assert await breaker.allow(provider_name) is Admission.REFUSED
-    await asyncio.sleep(0.35)
-    assert await breaker.allow(provider_name) is Admission.PROBE
-    assert await asyncio.to_thread(in_other_process, provider_name, "allow") == [0]
-    await breaker.success(provider_name)
-    assert await asyncio.to_thread(in_other_process, provider_name, "allow") == [1]
+        # Its probe fails: open again, here too. After the cool-down this process probes,
+        # the other is refused meanwhile, and this probe's success closes it for both.
+        assert await asyncio.to_thread(in_other_process, provider_name, "probe_failure") == [1]
+        assert await breaker.allow(provider_name) is Admission.REFUSED
+        await asyncio.sleep(SHARED.cooldown_s + 0.05)
+        assert await breaker.allow(provider_name) is Admission.PROBE
+        assert await asyncio.to_thread(in_other_process, provider_name, "allow") == [0]
+        await breaker.success(provider_name)
+        assert await asyncio.to_thread(in_other_process, provider_name, "allow") == [1]
+    finally:
+        await breaker.aclose()
 
 
 async def test_an_unreachable_redis_lets_requests_through(provider_name):
