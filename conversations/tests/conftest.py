@@ -19,7 +19,7 @@ from conversations.routing import websocket_urlpatterns
 from conversations.services import conversation_create
 from llm.circuit_breaker import KEY_PREFIX
 from llm.fake_server import FakeServerConfig, RunningFakeServer, run_in_thread
-from llm.registry import chat_provider
+from llm.registry import chat_provider, moderator
 
 FAKE_MODEL = "fake-model"
 
@@ -131,7 +131,10 @@ def text_of(frames: list[dict[str, Any]]) -> str:
 
 
 @pytest_asyncio.fixture
-async def provider_cleanup() -> Any:
-    """Close the provider's HTTP session of this test's event loop."""
+async def provider_cleanup(settings: Any) -> Any:
+    """Close the provider's (and a remote moderator's) HTTP sessions of this test's loop."""
     yield
     await chat_provider().aclose()
+    checker = moderator()
+    if checker is not None:
+        await checker.aclose()
