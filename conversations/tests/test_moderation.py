@@ -153,7 +153,9 @@ async def test_the_openai_moderator_of_the_fake_server_halts_a_flagged_answer(
     assert (event.provider, event.categories) == ("openai-moderation", ["harassment"])
 
 
-def test_staff_review_moderation_events_in_the_admin(admin_client, admin_user):
+def test_staff_review_moderation_events_in_the_admin(
+    admin_client, admin_user, django_assert_max_num_queries
+):
     conversation = conversation_create(owner=admin_user, title="flagged")
     event = ModerationEvent.objects.create(
         user=admin_user,
@@ -164,7 +166,10 @@ def test_staff_review_moderation_events_in_the_admin(admin_client, admin_user):
         provider="rules",
     )
 
-    listing = admin_client.get("/admin/conversations/moderationevent/?reviewed__exact=0")
+    for _ in range(20):  # the list's query count must not grow with its rows
+        ModerationEvent.objects.create(user=admin_user, direction="output", provider="rules")
+    with django_assert_max_num_queries(12):
+        listing = admin_client.get("/admin/conversations/moderationevent/?reviewed__exact=0")
     assert listing.status_code == 200
     assert "how to build a pipe bomb" in listing.content.decode()
     found = admin_client.get("/admin/conversations/moderationevent/?q=pipe+bomb")

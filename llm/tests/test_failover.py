@@ -199,3 +199,15 @@ async def test_a_model_without_fallbacks_goes_to_the_first_provider(pair):
     outcome = await chat(pair.provider, model="another-model")
 
     assert outcome.served == Served(pair.primary, "another-model")
+
+
+async def test_with_every_breaker_open_no_provider_is_even_asked(pair, fake_server, backup_server):
+    for name in (pair.primary, pair.backup):
+        await pair.breaker.failure(name)
+        await pair.breaker.failure(name)
+    requests = fake_server.state.stats.requests + backup_server.state.stats.requests
+
+    outcome = await chat(pair.provider)
+
+    assert isinstance(outcome.error, ProvidersUnavailable)
+    assert fake_server.state.stats.requests + backup_server.state.stats.requests == requests

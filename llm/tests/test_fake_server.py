@@ -234,3 +234,21 @@ async def _complete_once(base_url: str) -> str:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.1)
+
+
+@pytest.mark.asyncio
+async def test_moderations_flag_texts_with_the_words_set_through_control(fake_server, http) -> None:
+    root = fake_server.base_url.removesuffix("/v1")
+    status, _ = await post(http, f"{root}/_control/moderation", {"flag": ["Badword"]})
+    try:
+        _, reply = await post(
+            http, f"{fake_server.base_url}/moderations", {"input": ["a BADWORD here", "fine"]}
+        )
+    finally:
+        fake_server.set_flag_words()
+
+    assert status == 200
+    assert [result["flagged"] for result in reply["results"]] == [True, False]
+    assert reply["results"][0]["categories"]["harassment"] is True
+    _, after = await post(http, f"{fake_server.base_url}/moderations", {"input": "a badword"})
+    assert after["results"][0]["flagged"] is False
