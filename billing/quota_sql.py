@@ -11,8 +11,10 @@ the ``WHERE``) and, in the same statement, moves the period's reserved tokens to
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django.db import connection
 
@@ -40,6 +42,7 @@ PROMPT = "COALESCE(%(prompt)s::bigint, billing_usagerecord.prompt_tokens)"
 MODEL = "COALESCE(NULLIF(%(model)s, ''), billing_usagerecord.model)"
 SETTLE_COST = COST_SQL.format(prompt=PROMPT, completion="%(completion)s::bigint", model=MODEL)
 
+# Composed only from the constant fragments above; every value is a bound parameter.
 SETTLE_SQL = f"""
 WITH settled AS (
     UPDATE billing_usagerecord SET status = %(status)s, provider = %(provider)s, model = {MODEL},
@@ -58,7 +61,7 @@ WITH settled AS (
     RETURNING period.id
 )
 SELECT count(*) FROM settled
-"""
+"""  # noqa: S608
 
 
 ESTIMATE_COST = COST_SQL.format(
@@ -87,7 +90,7 @@ SELECT gen_random_uuid(), %(user_id)s, %(conversation_id)s, %(message_id)s, peri
     now()
 FROM period, estimate
 RETURNING id
-"""
+"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -106,20 +109,20 @@ class Reservation:
 def reservation_insert(reservation: Reservation) -> int | None:
     """The ledger row's id, or None when the period is missing or has no room."""
     with connection.cursor() as cursor:
-        cursor.execute(RESERVE_SQL, reservation.__dict__)
+        cursor.execute(RESERVE_SQL, dataclasses.asdict(reservation))
         row = cursor.fetchone()
     return int(row[0]) if row else None
 
 
 def period_ensure_locked(*, user_id: int, period_start: date) -> None:
     """Create the period row if missing (a concurrent creator wins quietly), then lock it."""
-    params = {"user_id": user_id, "period_start": period_start}
+    params: dict[str, Any] = {"user_id": user_id, "period_start": period_start}
     with connection.cursor() as cursor:
         cursor.execute(PERIOD_ENSURE_SQL, params)
         cursor.execute(PERIOD_LOCK_SQL, params)
 
 
-def settle_update(*, message_id: int, values: dict[str, object]) -> bool:
+def settle_update(*, message_id: int, values: dict[str, Any]) -> bool:
     """Settle the message's reservation; False when there was none (or it was settled)."""
     with connection.cursor() as cursor:
         cursor.execute(SETTLE_SQL, {**values, "message_id": message_id})

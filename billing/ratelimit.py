@@ -27,7 +27,7 @@ SOCKET_TIMEOUT_S = 30
 
 # KEYS[1] the bucket; ARGV: refill per second, capacity, cost. Returns allowed (0/1), the wait
 # until ``cost`` tokens are there (as a string: Lua numbers become integers), tokens left.
-TOKEN_BUCKET_LUA = """
+BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -67,7 +67,7 @@ def redis_client(url: str) -> redis.Redis:
 @functools.cache
 def bucket_script(url: str) -> Any:
     # redis-py's Script sends EVALSHA and falls back to EVAL (loading it) on NOSCRIPT.
-    return redis_client(url).register_script(TOKEN_BUCKET_LUA)
+    return redis_client(url).register_script(BUCKET_LUA)
 
 
 def rate_limit_hit(

@@ -125,7 +125,7 @@ def usage_settle(*, message_id: int, usage: TurnUsage) -> bool:
     prompt, completion = usage.prompt_tokens, usage.completion_tokens
     if usage.status == UsageRecord.Status.FAILED and not completion:
         prompt = 0
-    values = {
+    values: dict[str, Any] = {
         "status": usage.status,
         "model": usage.model,
         "provider": usage.provider,
