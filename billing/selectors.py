@@ -45,6 +45,10 @@ def plan_default() -> Plan:
     return plan
 
 
+def plan_get_by_name(*, name: str) -> Plan | None:
+    return Plan.objects.filter(name=name).first()
+
+
 def plan_for_user(*, user_id: int) -> Plan:
     """The user's plan; the default plan for a user without a subscription."""
     subscription = Subscription.objects.select_related("plan").filter(user_id=user_id).first()

@@ -23,6 +23,7 @@ from billing.selectors import (
     period_start_of,
     plan_default,
     plan_for_user,
+    plan_get_by_name,
     user_rate_key,
 )
 
@@ -38,14 +39,18 @@ def subscription_default_create(*, user_id: int) -> Subscription:
 
 @transaction.atomic
 def plan_set(*, name: str, **limits: Any) -> tuple[Plan, bool]:
-    """Create the plan ``name`` or update the given limits of it; True when created."""
-    fields = {key: value for key, value in limits.items() if value is not None}
-    plan, created = Plan.objects.get_or_create(name=name, defaults=fields)
-    if not created and fields:
-        for key, value in fields.items():
-            setattr(plan, key, value)
-        plan.full_clean()
-        plan.save(update_fields=list(fields))
+    """Create the plan ``name`` or update the limits given (None: unchanged); True if created.
+
+    Raises ``ValidationError`` for a bad name or limit.
+    """
+    plan = plan_get_by_name(name=name)
+    created = plan is None
+    plan = plan or Plan(name=name)
+    for field, value in limits.items():
+        if value is not None:
+            setattr(plan, field, value)
+    plan.full_clean()
+    plan.save()
     return plan, created
 
 
