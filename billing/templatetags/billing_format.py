@@ -20,4 +20,4 @@ def percent(ratio: float | None) -> str:
 
 @register.filter
 def ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0f} ms"
+    return "n/a" if value is None else f"{value:.0f} ms"
