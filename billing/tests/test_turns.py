@@ -36,8 +36,9 @@ def chat_user(model: str = "fake-model", **limits: Any) -> tuple[Any, Any]:
 
 @sync_to_async
 def ledger(message_id: int) -> tuple[UsageRecord, QuotaPeriod, Message]:
-    record = UsageRecord.objects.get(message_id=message_id)
-    return record, QuotaPeriod.objects.get(pk=record.period_id), Message.objects.get(pk=message_id)
+    record = UsageRecord.objects.select_related("period").get(message_id=message_id)
+    assert record.period is not None
+    return record, record.period, Message.objects.get(pk=message_id)
 
 
 async def start_turn(client: ChatClient, key: str = "k1") -> int:
