@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -73,6 +74,17 @@ def turn_admit(*, user_id: int) -> Plan:
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
     return plan
+
+
+def client_admit(*, ip: str) -> None:
+    """Rate-limit an anonymous request by client IP (``ANON_REQUESTS_PER_MINUTE``).
+
+    ``ip`` comes from ``billing.ratelimit.client_ip``. Raises ``RateLimited``.
+    """
+    rate = settings.ANON_REQUESTS_PER_MINUTE
+    decision = rate_limit_hit(key=f"ip:{ip}", rate_per_minute=rate)
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from django.test import RequestFactory
 
+from billing.exceptions import RateLimited
 from billing.ratelimit import client_ip, rate_limit_hit, rate_limit_peek, redis_client
+from billing.services import client_admit
 from conftest import PROJECT_DIR, worker_env
 
 
@@ -55,6 +57,7 @@ def test_the_script_is_reloaded_after_redis_forgets_it() -> None:
 CHILD = """
 import django, sys
 django.setup()
+from billing.exceptions import RateLimited
 from billing.ratelimit import rate_limit_hit
 allowed = [rate_limit_hit(key=sys.argv[1], rate_per_minute=1, burst=10).allowed for _ in range(6)]
 print(sum(allowed))
@@ -119,3 +122,13 @@ def test_an_asgi_scope_gives_the_client_ip_the_same_way(settings: Any) -> None:
     assert client_ip(scope) == "2001:db8::1"
     untrusted = {"client": ("203.0.113.7", 1), "headers": [(b"x-forwarded-for", b"9.9.9.9")]}
     assert client_ip(untrusted) == "203.0.113.7"
+
+
+def test_anonymous_requests_are_limited_per_client_ip(settings: Any) -> None:
+    settings.ANON_REQUESTS_PER_MINUTE = 2
+    ip = f"anon-test-{uuid.uuid4().hex}"  # a fresh bucket
+    client_admit(ip=ip)
+    client_admit(ip=ip)
+    with pytest.raises(RateLimited) as refused:
+        client_admit(ip=ip)
+    assert refused.value.retry_after is not None and refused.value.retry_after > 0
