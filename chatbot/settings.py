@@ -278,3 +278,4 @@ ANON_REQUESTS_PER_MINUTE = envint("ANON_REQUESTS_PER_MINUTE", 60)
 BILLING_ENABLED = envbool("BILLING_ENABLED", True)
 # The plan new users get.
 BILLING_DEFAULT_PLAN = env("BILLING_DEFAULT_PLAN", "free")
+CELERY_BEAT_SCHEDULE["usage-rollup"] = {"task": "billing.usage_rollup", "schedule": 60.0}
