@@ -121,14 +121,24 @@ class UsageRecord(models.Model):
         FAILED = "failed"
 
     request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Every index costs each turn an insert: user lookups use usage_user_created, message
+    # lookups the unique constraint, so those two foreign keys get no index of their own.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        db_index=False,
     )
     conversation = models.ForeignKey(
         "conversations.Conversation", on_delete=models.SET_NULL, null=True, related_name="+"
     )
     message = models.ForeignKey(
-        "conversations.Message", on_delete=models.SET_NULL, null=True, related_name="+"
+        "conversations.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        db_index=False,
     )
     period = models.ForeignKey(QuotaPeriod, on_delete=models.SET_NULL, null=True, related_name="+")
     model = models.CharField(max_length=100)
@@ -158,7 +168,6 @@ class UsageRecord(models.Model):
                 name="usage_created",
             ),
             models.Index(fields=["user", "created_at"], name="usage_user_created"),
-            models.Index(fields=["model", "created_at"], name="usage_model_created"),
         ]
 
     def __str__(self) -> str:
