@@ -15,8 +15,8 @@ from billing.reports import (
     DateRange,
     usage_by_model,
     usage_daily,
-    usage_top_users,
     usage_totals,
+    usage_users,
 )
 
 DEFAULT_DAYS = 30
@@ -72,14 +72,15 @@ def dashboard_view(request: HttpRequest, admin_context: dict[str, Any]) -> HttpR
         )
     daily = usage_daily(span=span)
     by_model = usage_by_model(span=span)
+    users = usage_users(span=span)
     context = {
         **admin_context,
         "title": "Usage and cost",
         "form": form,
         "span": span,
-        "totals": usage_totals(span=span),
+        "totals": {**usage_totals(span=span), "active_users": users.active},
         "daily": daily,
-        "top_users": usage_top_users(span=span),
+        "top_users": users.top,
         "charts": chart_data(span, daily, by_model),
         "query": request.GET.urlencode(),
     }

@@ -2,7 +2,7 @@
 
 Per-day and per-model figures come from the roll-up: a few hundred rows for a year, whatever the
 size of the ledger. Distinct users over the range and the top users by cost cannot be summed from
-days, so they are read live from the ledger by index-only scans of ``usage_created`` (it
+days, so they are read live from the ledger, in one index-only scan of ``usage_created`` (it
 includes user, cost and tokens). Timings over 1,000,000 records: bench/README.md.
 """
 
@@ -50,16 +50,13 @@ SELECT coalesce(array_agg(total ORDER BY bucket), '{{}}') FROM (
 ) AS merged
 """  # noqa: S608
 
-ACTIVE_USERS_SQL = f"""
-SELECT count(*) FROM (SELECT DISTINCT user_id FROM billing_usagerecord WHERE {RANGE}) AS users
-"""  # noqa: S608
-
-TOP_USERS_SQL = f"""
+# One scan for both: every user's total (hash aggregate), counted, then the costliest kept.
+USERS_SQL = f"""
 SELECT top.user_id, coalesce(u.username, '(deleted)') AS username, top.requests, top.tokens,
-    top.cost
+    top.cost, top.active_users
 FROM (
     SELECT user_id, count(*) AS requests, sum(prompt_tokens + completion_tokens)::bigint AS tokens,
-        sum(cost)::bigint AS cost
+        sum(cost)::bigint AS cost, count(*) OVER () AS active_users
     FROM billing_usagerecord WHERE {RANGE}
     GROUP BY user_id ORDER BY sum(cost) DESC, user_id LIMIT %(limit)s
 ) AS top LEFT JOIN users_user AS u ON u.id = top.user_id
@@ -104,15 +101,21 @@ def usage_by_model(*, span: DateRange) -> list[dict[str, Any]]:
 
 
 def usage_totals(*, span: DateRange) -> dict[str, Any]:
-    """The range's figures; TTFT percentiles merged from the daily histograms (bucket precision)."""
+    """The range's sums; TTFT percentiles merged from the daily histograms (bucket precision)."""
     totals = rows(TOTALS_SQL, span.params)[0]
     histogram = value(HISTOGRAM_SQL, span.params) or []
     totals["ttft_p50"] = histogram_percentile(histogram, 0.5)
     totals["ttft_p95"] = histogram_percentile(histogram, 0.95)
-    totals["active_users"] = value(ACTIVE_USERS_SQL, span.params)
     return totals
 
 
-def usage_top_users(*, span: DateRange, limit: int = 10) -> list[dict[str, Any]]:
-    """The users who cost the most in the range."""
-    return rows(TOP_USERS_SQL, {**span.params, "limit": limit})
+@dataclass(frozen=True)
+class UsersInRange:
+    active: int  # distinct users over the whole range (not a sum of days)
+    top: list[dict[str, Any]]  # the costliest, most expensive first
+
+
+def usage_users(*, span: DateRange, limit: int = 10) -> UsersInRange:
+    """Distinct users in the range and the ones who cost the most: one scan of the ledger."""
+    top = rows(USERS_SQL, {**span.params, "limit": limit})
+    return UsersInRange(active=top[0]["active_users"] if top else 0, top=top)
