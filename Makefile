@@ -25,7 +25,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-install: $(VENV)/.installed
+# Chart.js for the staff dashboard, from npm at install time (pinned in package-lock.json) and
+# served as a static file: no CDN at run time.
+CHARTJS := billing/static/billing/vendor/chart.umd.min.js
+$(CHARTJS): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "warning: npm not found: the usage dashboard shows tables without charts" >&2; exit 0; }; \
+		npm ci --no-audit --no-fund --loglevel=error && mkdir -p $(dir $@) && cp node_modules/chart.js/dist/chart.umd.min.js $@
+
+install: $(VENV)/.installed $(CHARTJS)
 
 services: install
 	$(PY) -m chatbot.embedded start
@@ -68,6 +75,7 @@ check-deploy: install
 bench: services
 	$(PY) -m bench.stream_load
 	$(PY) -m bench.failover_ttft
+	$(PY) -m bench.billing_overhead
 
 # Optional: SmolLM2-135M on llama.cpp (compiles for 7 to 18 minutes); then run with LOCAL_LLM=1.
 local-llm: install

@@ -206,10 +206,14 @@ def django_setup() -> None:
 
 def bench_identity() -> tuple[Any, str]:
     """The bench user and a fresh API key (revoked again by ``bench_cleanup``)."""
+    from billing.services import plan_assign, plan_set
     from chatbot.users.models import User
     from chatbot.users.services import api_key_create
 
     user, _ = User.objects.get_or_create(username="bench", defaults={"display_name": "Bench"})
+    # Hundreds of turns a minute from one user: a plan without limits (billing still runs).
+    plan, _ = plan_set(name="bench", requests_per_minute=100_000)
+    plan_assign(user_id=user.pk, plan=plan)
     return api_key_create(user=user, name="bench")
 
 

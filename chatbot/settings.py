@@ -154,6 +154,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "channels",
     "ninja",
     "chatbot.users",
@@ -290,3 +291,14 @@ MODERATION_MODEL = env("MODERATION_MODEL", "omni-moderation-latest")
 MODERATION_OUTPUT_EVERY_CHARS = envint("MODERATION_OUTPUT_EVERY_CHARS", 400)
 MODERATION_OUTPUT_WINDOW_CHARS = envint("MODERATION_OUTPUT_WINDOW_CHARS", 600)
 CELERY_BEAT_SCHEDULE["turns-reap"] = {"task": "conversations.turns_reap", "schedule": 30.0}
+
+# --- Billing: plans, quotas, rate limits ------------------------------------------------------
+# Proxies (CIDRs) whose X-Forwarded-For is believed, e.g. "10.0.0.0/8,127.0.0.1"; empty = none.
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES")
+# Requests per minute per client IP on anonymous pages (public share links).
+ANON_REQUESTS_PER_MINUTE = envint("ANON_REQUESTS_PER_MINUTE", 60)
+# Off: no rate limit, reservation or ledger on turns (benchmarks compare against this).
+BILLING_ENABLED = envbool("BILLING_ENABLED", True)
+# The plan new users get.
+BILLING_DEFAULT_PLAN = env("BILLING_DEFAULT_PLAN", "free")
+CELERY_BEAT_SCHEDULE["usage-rollup"] = {"task": "billing.usage_rollup", "schedule": 60.0}

@@ -86,7 +86,13 @@ def caller(request: HttpRequest) -> Any:
     return request.auth  # type: ignore[attr-defined]
 
 
-ERRORS: dict[int, type[Schema]] = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+ERRORS: dict[int, type[Schema]] = {
+    400: ErrorOut,
+    402: ErrorOut,  # quota_exceeded (billing), with reset_at
+    404: ErrorOut,
+    409: ErrorOut,
+    429: ErrorOut,  # rate_limited (billing), with Retry-After
+}
 
 
 @router.post("/conversations", response={201: ConversationOut, **ERRORS})

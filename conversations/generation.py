@@ -17,11 +17,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from conversations import streams
 from conversations.batcher import stream_batcher
 from conversations.context import context_build
 from conversations.delivery import done_payload, started_frame, turn_announce
+from conversations.metering import turn_admit_user, turn_reserve
 from conversations.models import Conversation, Message
 from conversations.moderation import (
     OUTPUT_WITHHELD,
@@ -40,7 +42,7 @@ from llm.chat import ChatEvent, ChatMessage, Delta, Finish, Served
 from llm.exceptions import ProviderError
 from llm.moderation import OutputFlagged, OutputWatch
 from llm.registry import chat_provider, moderator
-from llm.tokens import token_estimate
+from llm.tokens import token_count
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +72,24 @@ def plan_build(conversation: Conversation, question: Message, answer: Message) -
 def turn_start(
     *, user: Any, conversation_id: int, content: str, idempotency_key: str
 ) -> tuple[Turn, TurnPlan | None]:
-    """Begin a turn and, for a new one, plan it: one trip to a database thread, not two."""
-    turn = turn_begin(
-        user=user, conversation_id=conversation_id, content=content, idempotency_key=idempotency_key
-    )
-    if not turn.created:
-        return turn, None
-    return turn, plan_build(turn.conversation, turn.user_message, turn.assistant_message)
+    """Begin a turn and, for a new one, plan it: one trip to a database thread, not two.
+
+    Billing: the rate limit first (Redis), then the quota reservation in the same transaction
+    as the begin, so a refused turn leaves no messages behind and a replay reserves nothing.
+    """
+    billing_plan = turn_admit_user(user=user)
+    with transaction.atomic():
+        turn = turn_begin(
+            user=user,
+            conversation_id=conversation_id,
+            content=content,
+            idempotency_key=idempotency_key,
+        )
+        if not turn.created:
+            return turn, None
+        plan = plan_build(turn.conversation, turn.user_message, turn.assistant_message)
+        turn_reserve(plan=billing_plan, user=user, turn_plan=plan)
+    return turn, plan
 
 
 async def turn_launch(
@@ -140,8 +153,9 @@ def outcome_for(
         content=relay.text,
         provider=relay.served.provider if relay.served else chat_provider().name,
         model=relay.served.model if relay.served else plan.model,
-        prompt_tokens=prompt or sum(token_estimate(m.content) for m in plan.messages),
-        completion_tokens=completion or token_estimate(relay.text),
+        prompt_tokens=prompt
+        or sum(token_count(m.content, model=plan.model) for m in plan.messages),
+        completion_tokens=completion or token_count(relay.text, model=plan.model),
         ttft_ms=round((ttft - started) * 1000) if ttft else None,
         duration_ms=round((time.monotonic() - started) * 1000),
         **extra,

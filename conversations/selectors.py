@@ -126,5 +126,5 @@ def active_turns_older_than(*, cutoff: datetime) -> list[Message]:
             status__in=Message.ACTIVE_STATUSES,
             role=Message.Role.ASSISTANT,
             created_at__lt=cutoff,
-        ).only("id", "status", "conversation_id")
+        ).only("id", "status", "conversation_id", "model")
     )

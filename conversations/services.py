@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from conversations.exceptions import InvalidInput, NotFound, TurnInProgress
+from conversations.metering import models_for, turn_settle
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
 from conversations.turn_sql import (
@@ -21,8 +22,7 @@ from conversations.turn_sql import (
     constraint_of,
     finish_rows_update,
 )
-from llm.registry import chat_models
-from llm.tokens import token_estimate
+from llm.tokens import token_count
 
 MAX_TITLE_CHARS = 200
 MAX_KEY_CHARS = 64
@@ -38,8 +38,10 @@ class Turn:
     created: bool
 
 
-def model_validate(model: str | None) -> str:
-    models = chat_models()
+def model_validate(model: str | None, *, user: Any = None) -> str:
+    models = models_for(user)
+    if not models:
+        raise InvalidInput("your plan offers no model; ask an administrator")
     if not model:
         return models[0]
     if model not in models:
@@ -58,7 +60,7 @@ def title_validate(title: str) -> str:
 def conversation_create(*, owner: Any, title: str = "", model: str | None = None) -> Conversation:
     """Start a conversation for ``owner`` with a validated title and model."""
     return Conversation.objects.create(
-        owner=owner, title=title_validate(title), model=model_validate(model)
+        owner=owner, title=title_validate(title), model=model_validate(model, user=owner)
     )
 
 
@@ -207,7 +209,11 @@ def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
         "error_detail": outcome.error_detail,
         "citations": json.dumps(outcome.citations or []),
     }
-    return finish_rows_update(message_id=message_id, values=values)
+    with transaction.atomic():  # the outcome and the quota settle together, or not at all
+        finished = finish_rows_update(message_id=message_id, values=values)
+        if finished:
+            turn_settle(message_id=message_id, outcome=outcome)
+    return finished
 
 
 REAP_GRACE_S = 30
@@ -223,17 +229,17 @@ def turns_reap(*, grace_s: int = REAP_GRACE_S) -> list[int]:
     from conversations.streams import heartbeats_alive, stream_close_sync, stream_text_sync
 
     cutoff = timezone.now() - timedelta(seconds=grace_s)
-    candidates = [message.pk for message in active_turns_older_than(cutoff=cutoff)]
-    alive = heartbeats_alive(candidates)
+    candidates = {message.pk: message.model for message in active_turns_older_than(cutoff=cutoff)}
+    alive = heartbeats_alive(list(candidates))
     reaped = []
-    for message_id in candidates:
+    for message_id, model in candidates.items():
         if message_id in alive:
             continue
         text, last_seq, _ = stream_text_sync(message_id)
         outcome = TurnOutcome(
             status=Message.Status.INTERRUPTED,
             content=text,
-            completion_tokens=token_estimate(text),
+            completion_tokens=token_count(text, model=model),
             error_code="interrupted",
             error_detail="The answer was interrupted (the server stopped); its text is kept.",
         )

@@ -1,0 +1,68 @@
+"""The chat's hooks into billing: admit (rate limit), reserve, settle, and the models offered.
+
+Kept here so the turn pipeline calls one function at each step; ``BILLING_ENABLED`` off skips
+them all (benchmarks measure the pipeline with and without).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from billing.models import Plan
+from billing.selectors import models_offered, plan_for_user
+from billing.services import TurnRequest, TurnUsage, quota_reserve, turn_admit, usage_settle
+from llm.registry import chat_models
+from llm.tokens import MESSAGE_OVERHEAD_TOKENS, token_count
+
+if TYPE_CHECKING:
+    from conversations.generation import TurnPlan
+    from conversations.services import TurnOutcome
+
+
+def turn_admit_user(*, user: Any) -> Plan | None:
+    """Rate-limit a new turn (raises ``RateLimited``); the user's plan, None when billing is off."""
+    return turn_admit(user_id=user.pk) if settings.BILLING_ENABLED else None
+
+
+def turn_reserve(*, plan: Plan | None, user: Any, turn_plan: TurnPlan) -> None:
+    """Reserve the turn's estimate on the user's quota (raises ``QuotaExceeded``)."""
+    if plan is None:
+        return
+    prompt = sum(
+        token_count(m.content, model=turn_plan.model) + MESSAGE_OVERHEAD_TOKENS
+        for m in turn_plan.messages
+    )
+    request = TurnRequest(
+        user_id=user.pk,
+        conversation_id=turn_plan.conversation_id,
+        message_id=turn_plan.message_id,
+        model=turn_plan.model,
+        prompt_tokens=prompt,
+        max_output=turn_plan.max_tokens,
+    )
+    quota_reserve(plan=plan, request=request)
+
+
+def turn_settle(*, message_id: int, outcome: TurnOutcome) -> None:
+    """Settle the turn's reservation to its outcome (inside the finishing transaction)."""
+    if not settings.BILLING_ENABLED:
+        return
+    usage = TurnUsage(
+        status=outcome.status,
+        model=outcome.model,
+        provider=outcome.provider,
+        prompt_tokens=outcome.prompt_tokens or None,
+        completion_tokens=outcome.completion_tokens,
+        ttft_ms=outcome.ttft_ms,
+        duration_ms=outcome.duration_ms,
+    )
+    usage_settle(message_id=message_id, usage=usage)
+
+
+def models_for(user: Any) -> list[str]:
+    """The models ``user`` may pick, the default first (the catalogue narrowed by their plan)."""
+    if not settings.BILLING_ENABLED or user is None or not user.is_authenticated:
+        return chat_models()
+    return models_offered(plan=plan_for_user(user_id=user.pk), provider_models=chat_models())
