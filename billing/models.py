@@ -119,6 +119,7 @@ class UsageRecord(models.Model):
         STOPPED = "stopped"
         INTERRUPTED = "interrupted"
         FAILED = "failed"
+        MODERATED = "moderated"  # halted by output moderation: generated tokens are billed
 
     request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # Every index costs each turn an insert: user lookups use usage_user_created, message
