@@ -4,15 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0004_fewer_ledger_indexes'),
+        ("billing", "0004_fewer_ledger_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='usagerecord',
-            name='status',
-            field=models.CharField(choices=[('reserved', 'Reserved'), ('complete', 'Complete'), ('stopped', 'Stopped'), ('interrupted', 'Interrupted'), ('failed', 'Failed'), ('moderated', 'Moderated')], default='reserved', max_length=16),
+            model_name="usagerecord",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("reserved", "Reserved"),
+                    ("complete", "Complete"),
+                    ("stopped", "Stopped"),
+                    ("interrupted", "Interrupted"),
+                    ("failed", "Failed"),
+                    ("moderated", "Moderated"),
+                ],
+                default="reserved",
+                max_length=16,
+            ),
         ),
     ]
