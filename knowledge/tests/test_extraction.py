@@ -103,7 +103,6 @@ def test_docx_text_boxes_tables_headers_and_footers_are_read(docs_formats: Path)
     tables = document_extract(path=docs_formats / "docx-tables.docx")
     assert any("Header Col 2" in b.text and " | " in b.text for b in tables.blocks)
     header_footer = document_extract(path=docs_formats / "docx-hdrftr.docx")
-    text = "\n".join(b.text for b in header_footer.blocks)
     assert [b.text.split("\n")[0] for b in header_footer.blocks] == [
         "First header para",  # the header, once, before the body
         "Main document",
