@@ -16,3 +16,11 @@ def docs_formats() -> Path:
     if not DOCS_FORMATS.is_dir():
         pytest.skip(f"sample documents not found at {DOCS_FORMATS}")
     return DOCS_FORMATS
+
+
+@pytest.fixture(scope="session")
+def minilm() -> object:
+    """The offline MiniLM provider (about 1 s to load), shared by the session."""
+    from llm.minilm import MiniLMProvider
+
+    return MiniLMProvider(threads=1)

@@ -8,6 +8,7 @@ import signal
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,11 +36,11 @@ def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
     return path
 
 
-def limits(**changes: float) -> ExtractionLimits:
+def limits(**changes: Any) -> ExtractionLimits:
     return dataclasses.replace(ExtractionLimits.from_settings(), **changes)
 
 
-def failure(path: Path, name: str = "", **limit_changes: float) -> ExtractionError:
+def failure(path: Path, name: str = "", **limit_changes: Any) -> ExtractionError:
     with pytest.raises(ExtractionError) as error:
         document_extract(path=path, name=name, limits=limits(**limit_changes))
     return error.value
