@@ -18,6 +18,7 @@ the time limit then kills.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import resource
@@ -42,7 +43,7 @@ def run_isolated[T](work: Callable[[], T], *, max_seconds: float, max_memory_byt
         pid = os.fork()
     if pid == 0:  # pragma: no cover (the child; its result is checked through the parent)
         os.close(read_fd)
-        _child(work, write_fd, max_memory_bytes)
+        _child(work, write_fd, max_memory_bytes, max_seconds)
     os.close(write_fd)
     payload: bytes | None = None
     try:
@@ -53,9 +54,14 @@ def run_isolated[T](work: Callable[[], T], *, max_seconds: float, max_memory_byt
     return _outcome(payload, status, max_seconds)  # type: ignore[no-any-return]
 
 
-def _child(work: Callable[[], Any], write_fd: int, max_memory_bytes: int) -> NoReturn:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _child(
+    work: Callable[[], Any], write_fd: int, max_memory_bytes: int, max_seconds: float
+) -> NoReturn:
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(signum, signal.SIG_DFL)
+    # If the parent itself is killed (Celery's hard time limit), nobody kills this child:
+    # its own alarm ends it shortly after the parent would have.
+    signal.alarm(math.ceil(max_seconds) + 5)
     code = 0
     try:
         limit = _address_space_bytes() + max_memory_bytes

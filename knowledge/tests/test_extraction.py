@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -350,3 +352,37 @@ def test_a_crash_in_the_parser_fails_as_corrupt_and_the_caller_survives() -> Non
     assert error.value.code == "corrupt"
     assert "SIGSEGV" in error.value.reason
     assert run_isolated(lambda: 42, max_seconds=30, max_memory_bytes=1 << 31) == 42
+
+
+@pytest.mark.slow
+def test_the_child_ends_itself_when_its_parent_is_killed(tmp_path: Path) -> None:
+    # Celery's hard time limit SIGKILLs the worker: the parsing child must not live on.
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import os, time\n"
+        "from knowledge.extraction.isolation import run_isolated\n"
+        f"def work():\n    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(600)\n"
+        "run_isolated(work, max_seconds=1, max_memory_bytes=1 << 30)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[2])
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while process_alive(child):
+        assert time.monotonic() < deadline, "the orphaned child is still running"
+        time.sleep(0.2)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+    return " Z " not in stat  # a zombie has ended; only its exit status waits for init
