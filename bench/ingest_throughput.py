@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -79,26 +80,49 @@ def corpus_files(args: argparse.Namespace) -> list[Path]:
     return files
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (the extraction forks)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 @dataclass
 class Stage:
+    """Wall and CPU time of one stage. On a shared machine the wall rate depends on what
+    else runs; items per CPU second is what the stage would reach on a core of its own."""
+
     seconds: float = 0.0
+    cpu: float = 0.0
     items: int = 0
     per_item_ms: list[float] = field(default_factory=list)
 
-    def add(self, seconds: float, items: int = 1) -> None:
+    def add(self, seconds: float, cpu: float, items: int = 1) -> None:
         self.seconds += seconds
+        self.cpu += cpu
         self.items += items
         self.per_item_ms.append(seconds * 1000)
 
     def report(self, unit: str) -> dict[str, Any]:
-        rate = self.items / self.seconds if self.seconds else 0.0
         per = sorted(self.per_item_ms)
         return {
             unit: self.items,
             "seconds": round(self.seconds, 2),
-            f"{unit}_per_s": round(rate, 2),
+            f"{unit}_per_s": round(self.items / self.seconds, 2) if self.seconds else None,
+            "cpu_seconds": round(self.cpu, 2),
+            f"{unit}_per_cpu_s": round(self.items / self.cpu, 2) if self.cpu else None,
             "median_ms_per_document": round(statistics.median(per), 2) if per else None,
         }
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = cpu_seconds() - self.cpu
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,20 +138,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     texts: list[str] = []
     total_bytes = sum(p.stat().st_size for p in files)
     for path in files:
-        started = time.perf_counter()
-        try:
-            extracted = document_extract(path=path)
-        except ExtractionError as error:
-            extract.add(time.perf_counter() - started)
-            failures[error.code] += 1
+        with Timer() as timer:
+            try:
+                extracted = document_extract(path=path)
+            except ExtractionError as error:
+                failures[error.code] += 1
+                extracted = None
+        extract.add(timer.wall, timer.cpu)
+        if extracted is None:
             continue
-        extract.add(time.perf_counter() - started)
         types[extracted.media_type] += 1
-        started = time.perf_counter()
-        drafts = chunks_make(
-            extracted=extracted, count_tokens=provider.count_tokens, max_tokens=provider.max_tokens
-        )
-        chunk.add(time.perf_counter() - started, len(drafts))
+        with Timer() as timer:
+            drafts = chunks_make(
+                extracted=extracted,
+                count_tokens=provider.count_tokens,
+                max_tokens=provider.max_tokens,
+            )
+        chunk.add(timer.wall, timer.cpu, len(drafts))
         texts += [d.text for d in drafts]
     embed = embed_sample(provider, texts, args)
     return summary(files, total_bytes, extract, chunk, embed, failures, types, texts, provider)
@@ -136,13 +163,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def embed_sample(provider: Any, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
     sample = random.Random(args.seed).sample(texts, min(args.embed_sample, len(texts)))
     provider.embed(sample[:4])  # warm-up: the first run of an onnxruntime session allocates
-    started = time.perf_counter()
-    provider.embed(sample)
-    seconds = time.perf_counter() - started
+    with Timer() as timer:
+        provider.embed(sample)
+    seconds = timer.wall
     return {
         "chunks": len(sample),
         "seconds": round(seconds, 2),
         "chunks_per_s": round(len(sample) / seconds, 2) if seconds else None,
+        "cpu_seconds": round(timer.cpu, 2),  # all onnxruntime threads
+        "chunks_per_cpu_s": round(len(sample) / timer.cpu, 2) if timer.cpu else None,
         "sampling": f"{len(sample)} chunks drawn uniformly (seed {args.seed}) from all chunks",
     }
 
