@@ -18,6 +18,7 @@ the time limit then kills.
 
 from __future__ import annotations
 
+import faulthandler
 import math
 import os
 import pickle
@@ -57,6 +58,7 @@ def run_isolated[T](work: Callable[[], T], *, max_seconds: float, max_memory_byt
 def _child(
     work: Callable[[], Any], write_fd: int, max_memory_bytes: int, max_seconds: float
 ) -> NoReturn:
+    faulthandler.disable()  # a crash is reported by the parent, not dumped into its output
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
         signal.signal(signum, signal.SIG_DFL)
     # If the parent itself is killed (Celery's hard time limit), nobody kills this child:

@@ -27,7 +27,7 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
     "csv-with-escaped-commas.csv": (CSV, "| A | A | A,A"),
     "csv-with-line-delimiter.csv": (CSV, "b | c d | e"),
     "csv-with-long-lines.csv": (CSV, "IL4 | 6Prot IL5 | 6Prot"),
-    "docx-hdrftr.docx": (DOCX, "First header para Last header para"),
+    "docx-hdrftr.docx": (DOCX, "First header para Table cell1"),
     "docx-shapes.docx": (DOCX, "Paragraph with <inline-image1> and <inli"),
     "docx-tables.docx": (DOCX, "| Header Col 2 Lorem ipsum"),
     "duplicate-paragraphs.docx": (DOCX, "some text"),
