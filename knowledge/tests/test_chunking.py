@@ -156,3 +156,14 @@ def test_chunks_of_a_real_document_fit_the_minilm_window(name: str, minilm: obje
     chunks = chunks_make(extracted=document(*blocks), count_tokens=count, max_tokens=254)
     assert all(0 < c.token_count <= 254 for c in chunks)
     assert all(c.token_count == count(c.text) for c in chunks)
+
+
+def test_a_sentence_longer_than_the_overlap_is_repeated_by_its_last_words() -> None:
+    text = prose(30, length=40)  # every sentence is 40 words, more than the 30-token overlap
+    chunks = chunks_make(extracted=document(Block(text, None, "")), count_tokens=words)
+    assert len(chunks) > 3
+    for before, after in itertools.pairwise(chunks):
+        tail = " ".join(before.text.split()[-30:])
+        assert after.text.startswith(tail)
+        assert after.token_count <= 200
+    assert all(s in "\n".join(c.text for c in chunks) for s in sentences_of(text))
