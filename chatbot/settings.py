@@ -302,3 +302,25 @@ BILLING_ENABLED = envbool("BILLING_ENABLED", True)
 # The plan new users get.
 BILLING_DEFAULT_PLAN = env("BILLING_DEFAULT_PLAN", "free")
 CELERY_BEAT_SCHEDULE["usage-rollup"] = {"task": "billing.usage_rollup", "schedule": 60.0}
+
+# --- Knowledge: extraction limits and embeddings ----------------------------------------------
+KNOWLEDGE_MAX_UPLOAD_BYTES = envint("KNOWLEDGE_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+KNOWLEDGE_MAX_PAGES = envint("KNOWLEDGE_MAX_PAGES", 2000)
+# Uncompressed size of all members of a DOCX/PPTX/XLSX (a zip): stops zip bombs before parsing.
+KNOWLEDGE_MAX_DECOMPRESSED_BYTES = envint("KNOWLEDGE_MAX_DECOMPRESSED_BYTES", 200 * 1024 * 1024)
+KNOWLEDGE_EXTRACT_TIMEOUT_S = envint("KNOWLEDGE_EXTRACT_TIMEOUT_S", 120)
+# Address space a parse may add to the worker's own (RLIMIT_AS of the child that parses a file).
+KNOWLEDGE_EXTRACT_MEMORY_BYTES = envint("KNOWLEDGE_EXTRACT_MEMORY_BYTES", 2 * 1024 * 1024 * 1024)
+# "minilm" (offline all-MiniLM-L6-v2 int8 ONNX) or "openai" (any OpenAI-compatible /embeddings).
+EMBEDDING_PROVIDER = env("EMBEDDING_PROVIDER", "minilm")
+EMBEDDING_MODEL = env(
+    "EMBEDDING_MODEL",
+    "all-MiniLM-L6-v2" if EMBEDDING_PROVIDER == "minilm" else "text-embedding-3-small",
+)
+# The size of the stored vectors: changing it needs `manage.py reindex`.
+EMBEDDING_DIMENSIONS = envint("EMBEDDING_DIMENSIONS", 384)
+EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", 32)
+EMBEDDING_THREADS = envint("EMBEDDING_THREADS", 2)  # onnxruntime intra-op threads (minilm)
+# Empty: the chat model's OPENAI_BASE_URL / OPENAI_API_KEY.
+EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
+EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")
