@@ -69,10 +69,11 @@ def conversation_with_exchange_create(
     """A conversation holding one finished question and answer (demo and imported data)."""
     conversation = conversation_create(owner=owner, title=title)
     asked = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=question
+        conversation=conversation, owner=owner, role=Message.Role.USER, content=question
     )
     Message.objects.create(
         conversation=conversation,
+        owner=owner,
         role=Message.Role.ASSISTANT,
         content=answer,
         reply_to=asked,
