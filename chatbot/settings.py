@@ -268,3 +268,13 @@ CHAT_SYSTEM_PROMPT = env(
 CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 32000)
 CHAT_PROVIDER_READ_TIMEOUT = envint("CHAT_PROVIDER_READ_TIMEOUT", 60)
 CELERY_BEAT_SCHEDULE["turns-reap"] = {"task": "conversations.turns_reap", "schedule": 30.0}
+
+# --- Conversation history: search, shares, retention, exports ---------------------------------
+# A very common word is ranked among this many matches only (the response says "approximate").
+SEARCH_MAX_CANDIDATES = envint("SEARCH_MAX_CANDIDATES", 5000)
+# Views of public share pages per client IP and minute.
+SHARE_VIEWS_PER_MINUTE = envint("SHARE_VIEWS_PER_MINUTE", 30)
+TRASH_RETENTION_DAYS = envint("TRASH_RETENTION_DAYS", 30)
+EXPORT_RETENTION_HOURS = envint("EXPORT_RETENTION_HOURS", 24)
+CELERY_BEAT_SCHEDULE["conversations-purge"] = {"task": "conversations.purge", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["exports-expire"] = {"task": "conversations.exports_expire", "schedule": 3600.0}
