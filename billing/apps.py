@@ -1,5 +1,22 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.conf import settings
+from django.db.models.signals import post_save
+
+
+def user_created(
+    sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    """Every new user starts on the default plan."""
+    if created and not raw:
+        from billing.services import subscription_default_create
+
+        subscription_default_create(user_id=instance.pk)
 
 
 class BillingConfig(AppConfig):
     name = "billing"
+
+    def ready(self) -> None:
+        post_save.connect(user_created, sender=settings.AUTH_USER_MODEL, dispatch_uid="billing")

@@ -1,25 +1,25 @@
 """The one NinjaAPI, mounted at /api/v1/; each app adds its router here."""
 
+import math
+
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import ValidationError
 
+from chatbot.errors import DomainError
 from conversations.api import router as conversations_router
-from conversations.exceptions import ChatError
 
 api = NinjaAPI(title="chatbot API", version="1", urls_namespace="api")
 api.add_router("/", conversations_router)
 
 
-@api.exception_handler(ChatError)
-def chat_error(request: HttpRequest, exc: ChatError) -> HttpResponse:
-    """Domain errors become ``{"code", "detail"}`` with their HTTP status."""
-    response = api.create_response(
-        request, {"code": exc.code, "detail": exc.detail}, status=exc.status
-    )
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        response["Retry-After"] = str(max(1, round(retry_after)))
+@api.exception_handler(DomainError)
+def chat_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    """Domain errors (every app's) become ``{"code", "detail", ...}`` with their HTTP status."""
+    body = {"code": exc.code, "detail": exc.detail, **exc.extra()}
+    response = api.create_response(request, body, status=exc.status)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response
 
 

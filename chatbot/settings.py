@@ -269,11 +269,19 @@ CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 32000)
 CHAT_PROVIDER_READ_TIMEOUT = envint("CHAT_PROVIDER_READ_TIMEOUT", 60)
 CELERY_BEAT_SCHEDULE["turns-reap"] = {"task": "conversations.turns_reap", "schedule": 30.0}
 
+# --- Billing: plans, quotas, rate limits ------------------------------------------------------
+# Proxies (CIDRs) whose X-Forwarded-For is believed, e.g. "10.0.0.0/8,127.0.0.1"; empty = none.
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES")
+# Requests per minute per client IP on anonymous pages (public share links).
+ANON_REQUESTS_PER_MINUTE = envint("ANON_REQUESTS_PER_MINUTE", 60)
+# Off: no rate limit, reservation or ledger on turns (benchmarks compare against this).
+BILLING_ENABLED = envbool("BILLING_ENABLED", True)
+# The plan new users get.
+BILLING_DEFAULT_PLAN = env("BILLING_DEFAULT_PLAN", "free")
+
 # --- Conversation history: search, shares, retention, exports ---------------------------------
 # A very common word is ranked among this many matches only (the response says "approximate").
 SEARCH_MAX_CANDIDATES = envint("SEARCH_MAX_CANDIDATES", 5000)
-# Views of public share pages per client IP and minute.
-SHARE_VIEWS_PER_MINUTE = envint("SHARE_VIEWS_PER_MINUTE", 30)
 TRASH_RETENTION_DAYS = envint("TRASH_RETENTION_DAYS", 30)
 EXPORT_RETENTION_HOURS = envint("EXPORT_RETENTION_HOURS", 24)
 CELERY_BEAT_SCHEDULE["conversations-purge"] = {"task": "conversations.purge", "schedule": 3600.0}

@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal
 from channels.generic.websocket import AsyncWebsocketConsumer
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from chatbot.errors import DomainError
 from conversations import streams
 from conversations.delivery import group_name, started_frame, turn_frames
-from conversations.exceptions import ChatError, InvalidInput, NotFound
+from conversations.exceptions import InvalidInput, NotFound
 from conversations.generation import turn_launch
 from conversations.runtime import db, turn_runner
 from conversations.selectors import conversation_get_for_user, message_get_for_user
@@ -111,8 +112,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 await self.turn_stop(frame)
             else:
                 await self.turn_resume(frame)
-        except ChatError as exc:
-            await self.send_json(error_frame(exc.code, exc.detail, **error_extra(exc)))
+        except DomainError as exc:  # the chat's own errors and billing's refusals
+            await self.send_json(error_frame(exc.code, exc.detail, **exc.extra()))
         except Exception:
             logger.exception("websocket frame failed")
             await self.send_json(error_frame("internal", "something went wrong; try again"))
@@ -184,8 +185,3 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def send_json(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload, ensure_ascii=False))
-
-
-def error_extra(exc: Exception) -> dict[str, Any]:
-    retry_after = getattr(exc, "retry_after", None)
-    return {"retry_after": retry_after} if retry_after is not None else {}

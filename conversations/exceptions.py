@@ -1,15 +1,13 @@
 """Domain errors of the chat; one place per edge turns them into HTTP or websocket errors."""
 
+from chatbot.errors import DomainError
 
-class ChatError(Exception):
+
+class ChatError(DomainError):
     """Base class: ``code`` is the machine-readable error code clients see."""
 
     code = "invalid"
     status = 400
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class NotFound(ChatError):

@@ -1,0 +1,127 @@
+"""Reads: a user's plan, the current quota period, the models a plan offers, usage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from billing.models import ModelPrice, Plan, QuotaPeriod, Subscription
+from billing.ratelimit import RateDecision, rate_limit_peek
+
+# The seeded tiers (also written by migration 0002): the default plan is recreated from these
+# when an operator deleted it, so a user always has some limits.
+SEED_PLANS: dict[str, dict[str, object]] = {
+    "free": {
+        "requests_per_minute": 20,
+        "tokens_per_month": 200_000,
+        "cost_cap_per_month": 1_000_000,  # 1 USD
+        "max_upload_bytes": 10 * 1024 * 1024,
+        "storage_bytes": 100 * 1024 * 1024,
+    },
+    "pro": {
+        "requests_per_minute": 60,
+        "tokens_per_month": 5_000_000,
+        "cost_cap_per_month": 50_000_000,  # 50 USD
+        "max_upload_bytes": 50 * 1024 * 1024,
+        "storage_bytes": 5 * 1024 * 1024 * 1024,
+    },
+    "enterprise": {
+        "requests_per_minute": 600,
+        "tokens_per_month": None,
+        "cost_cap_per_month": None,
+        "max_upload_bytes": 200 * 1024 * 1024,
+        "storage_bytes": 100 * 1024 * 1024 * 1024,
+    },
+}
+
+
+def plan_default() -> Plan:
+    name = settings.BILLING_DEFAULT_PLAN
+    plan, _ = Plan.objects.get_or_create(name=name, defaults=SEED_PLANS.get(name, {}))
+    return plan
+
+
+def plan_for_user(*, user_id: int) -> Plan:
+    """The user's plan; the default plan for a user without a subscription."""
+    subscription = Subscription.objects.select_related("plan").filter(user_id=user_id).first()
+    return subscription.plan if subscription is not None else plan_default()
+
+
+def period_start_of(moment: datetime) -> date:
+    """Periods are calendar months in UTC."""
+    return moment.astimezone(UTC).date().replace(day=1)
+
+
+def period_reset_at(period_start: date) -> datetime:
+    """When the period that began on ``period_start`` ends (the next one begins)."""
+    year, month = (
+        (period_start.year + 1, 1)
+        if period_start.month == 12
+        else (
+            period_start.year,
+            period_start.month + 1,
+        )
+    )
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def models_offered(*, plan: Plan, provider_models: Sequence[str]) -> list[str]:
+    """Models a user of ``plan`` may pick, the default first.
+
+    The catalogue (enabled ``ModelPrice`` rows) decides when it has rows; without any, the
+    provider's configured models are offered. A plan's ``models_allowed`` narrows either.
+    """
+    catalogue = list(ModelPrice.objects.filter(enabled=True).values_list("model", flat=True))
+    known = set(catalogue)
+    offered = [m for m in provider_models if m in known] + sorted(known - set(provider_models))
+    if not catalogue:
+        offered = list(provider_models)
+    if plan.models_allowed:
+        offered = [m for m in offered if m in plan.models_allowed]
+    return offered
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    plan: str
+    period_start: date
+    reset_at: datetime
+    tokens_limit: int | None
+    tokens_used: int
+    tokens_reserved: int
+    tokens_remaining: int | None
+    cost_cap: int | None
+    cost_used: int
+    rate: RateDecision
+    requests_per_minute: int
+
+
+def usage_summary(*, user_id: int) -> UsageSummary:
+    """The user's current period and rate-limit state (nothing is reserved or taken)."""
+    plan = plan_for_user(user_id=user_id)
+    start = period_start_of(timezone.now())
+    period = QuotaPeriod.objects.filter(user_id=user_id, period_start=start).first()
+    used = period.tokens_used if period else 0
+    reserved = period.tokens_reserved if period else 0
+    limit = plan.tokens_per_month
+    return UsageSummary(
+        plan=plan.name,
+        period_start=start,
+        reset_at=period_reset_at(start),
+        tokens_limit=limit,
+        tokens_used=used,
+        tokens_reserved=reserved,
+        tokens_remaining=None if limit is None else max(0, limit - used - reserved),
+        cost_cap=plan.cost_cap_per_month,
+        cost_used=period.cost_used if period else 0,
+        rate=rate_limit_peek(key=user_rate_key(user_id), rate_per_minute=plan.requests_per_minute),
+        requests_per_minute=plan.requests_per_minute,
+    )
+
+
+def user_rate_key(user_id: int) -> str:
+    return f"user:{user_id}"

@@ -1,0 +1,138 @@
+"""Writes: subscriptions, plans, and the admit / reserve / settle steps of every chat turn."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.exceptions import QuotaExceeded, RateLimited
+from billing.models import Plan, Subscription, UsageRecord
+from billing.quota_sql import (
+    Reservation,
+    period_ensure_locked,
+    reservation_insert,
+    settle_update,
+)
+from billing.ratelimit import rate_limit_hit
+from billing.selectors import (
+    period_reset_at,
+    period_start_of,
+    plan_default,
+    plan_for_user,
+    user_rate_key,
+)
+
+
+@transaction.atomic
+def subscription_default_create(*, user_id: int) -> Subscription:
+    """Put a new user on the default plan (kept if they already have a subscription)."""
+    subscription, _ = Subscription.objects.get_or_create(
+        user_id=user_id, defaults={"plan": plan_default()}
+    )
+    return subscription
+
+
+@transaction.atomic
+def plan_set(*, name: str, **limits: Any) -> tuple[Plan, bool]:
+    """Create the plan ``name`` or update the given limits of it; True when created."""
+    fields = {key: value for key, value in limits.items() if value is not None}
+    plan, created = Plan.objects.get_or_create(name=name, defaults=fields)
+    if not created and fields:
+        for key, value in fields.items():
+            setattr(plan, key, value)
+        plan.full_clean()
+        plan.save(update_fields=list(fields))
+    return plan, created
+
+
+@transaction.atomic
+def plan_assign(*, user_id: int, plan: Plan) -> Subscription:
+    """Move a user to ``plan`` from now on (their current period's usage stays)."""
+    subscription, _ = Subscription.objects.update_or_create(
+        user_id=user_id, defaults={"plan": plan, "since": timezone.now()}
+    )
+    return subscription
+
+
+def turn_admit(*, user_id: int) -> Plan:
+    """The rate limit of a new turn (one Redis round trip); returns the user's plan.
+
+    Raises ``RateLimited`` with the wait when the user's bucket is empty.
+    """
+    plan = plan_for_user(user_id=user_id)
+    decision = rate_limit_hit(key=user_rate_key(user_id), rate_per_minute=plan.requests_per_minute)
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after)
+    return plan
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    user_id: int
+    conversation_id: int
+    message_id: int
+    model: str
+    prompt_tokens: int  # estimated from the assembled prompt
+    max_output: int
+
+
+def quota_reserve(*, plan: Plan, request: TurnRequest) -> int:
+    """Reserve prompt + max output for a turn on the user's current period; the ledger row id.
+
+    Call inside the transaction that begins the turn: a refusal (``QuotaExceeded``, with the
+    reset time) rolls the turn back. The guarded update cannot take the period past its budget
+    however many requests race; a first request of the month creates the period row.
+    """
+    start = period_start_of(timezone.now())
+    reservation = Reservation(
+        **dataclasses.asdict(request),
+        period_start=start,
+        token_limit=plan.tokens_per_month,
+        cost_cap=plan.cost_cap_per_month,
+    )
+    record_id = reservation_insert(reservation)
+    if record_id is None:
+        # No room, or no period row yet: create it if missing and try once more under its lock.
+        period_ensure_locked(user_id=request.user_id, period_start=start)
+        record_id = reservation_insert(reservation)
+    if record_id is None:
+        raise QuotaExceeded(period_reset_at(start))
+    return record_id
+
+
+@dataclass(frozen=True)
+class TurnUsage:
+    status: str
+    model: str
+    provider: str
+    prompt_tokens: int | None  # None: unknown, bill the estimate made at reserve time
+    completion_tokens: int
+    ttft_ms: int | None = None
+    duration_ms: int | None = None
+    cache_hit: bool = False
+
+
+def usage_settle(*, message_id: int, usage: TurnUsage) -> bool:
+    """Settle a turn's reservation to what it used, once: False if there was nothing to settle.
+
+    A failure before any answer text bills nothing (the provider charged nothing). Run it in the
+    transaction that records how the turn ended.
+    """
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    if usage.status == UsageRecord.Status.FAILED and not completion:
+        prompt = 0
+    values: dict[str, Any] = {
+        "status": usage.status,
+        "model": usage.model,
+        "provider": usage.provider,
+        "prompt": prompt,
+        "completion": completion,
+        "ttft_ms": usage.ttft_ms,
+        "duration_ms": usage.duration_ms,
+        "cache_hit": usage.cache_hit,
+    }
+    return settle_update(message_id=message_id, values=values)
