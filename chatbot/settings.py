@@ -285,4 +285,7 @@ SEARCH_MAX_CANDIDATES = envint("SEARCH_MAX_CANDIDATES", 5000)
 TRASH_RETENTION_DAYS = envint("TRASH_RETENTION_DAYS", 30)
 EXPORT_RETENTION_HOURS = envint("EXPORT_RETENTION_HOURS", 24)
 CELERY_BEAT_SCHEDULE["conversations-purge"] = {"task": "conversations.purge", "schedule": 3600.0}
-CELERY_BEAT_SCHEDULE["exports-expire"] = {"task": "conversations.exports_expire", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["exports-expire"] = {
+    "task": "conversations.exports_expire",
+    "schedule": 3600.0,
+}

@@ -23,3 +23,8 @@ class InvalidInput(ChatError):
 class TurnInProgress(ChatError):
     code = "turn_in_progress"
     status = 409
+
+
+class SharingDisabled(ChatError):
+    code = "sharing_disabled"
+    status = 403

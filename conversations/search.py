@@ -94,10 +94,7 @@ LEFT JOIN conversations_message m ON page.kind = 0 AND m.id = page.id, owned
 ORDER BY page.rank DESC, page.kind DESC, page.id DESC
 """
 
-HEADLINE_OPTIONS = (
-    f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=30, MinWords=12, "
-    "MaxFragments=2, FragmentDelimiter=\" … \""
-)
+HEADLINE_OPTIONS = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=30, MinWords=12"
 
 
 def snippet_html(raw: str) -> str:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from conversations.exceptions import InvalidInput, NotFound, TurnInProgress
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
+from conversations.titles import title_schedule
 from conversations.turn_sql import (
     ACTIVE_CONSTRAINT,
     begin_rows_insert,
@@ -164,6 +165,8 @@ def turn_begin(*, user: Any, conversation_id: int, content: str, idempotency_key
         raise
     if rows is None:
         raise NotFound("conversation not found")
+    if not rows.conversation.title:
+        title_schedule(conversation_id=conversation_id)
     # updated_at moves when the turn finishes (turn_finish): one write less on the hot path.
     return Turn(rows.conversation, rows.question, rows.answer, created=True)
 
