@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -23,6 +25,7 @@ from conversations.exceptions import NotFound
 from conversations.models import Conversation, Export, Message
 
 BATCH = 200
+COMPRESSION = zipfile.ZIP_DEFLATED
 SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -150,9 +153,13 @@ def export_build(*, export_id: int) -> Export | None:
     name = f"{secrets.token_urlsafe(18)}.zip"
     path = exports_dir() / name
     try:
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        # The JSON grows conversation by conversation next to the Markdown entries; a zip takes
+        # one entry at a time, so it waits in a temporary file.
+        with tempfile.TemporaryFile() as json_tmp, zipfile.ZipFile(path, "w", COMPRESSION) as archive:
+            zip_write(export, archive, json_tmp)
+            json_tmp.seek(0)
             with archive.open("conversations.json", "w", force_zip64=True) as json_out:
-                zip_write(export, archive, json_out)
+                shutil.copyfileobj(json_tmp, json_out)
     except Exception:
         path.unlink(missing_ok=True)
         Export.objects.filter(pk=export.pk).update(

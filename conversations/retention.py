@@ -66,7 +66,9 @@ def conversation_restore(*, user: Any, conversation_id: int) -> Conversation:
 
 def foreign_references_clear(model: type[models.Model], ids: Any) -> None:
     """Apply other apps' ``on_delete`` rules to rows pointing at ``model`` rows ``ids``."""
-    for relation in model._meta.related_objects:
+    for relation in model._meta.get_fields(include_hidden=True):  # related_name="+" too
+        if not isinstance(relation, models.ForeignObjectRel):
+            continue
         related = relation.related_model
         if related in OWN_MODELS or not isinstance(relation, models.ManyToOneRel):
             continue

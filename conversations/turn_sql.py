@@ -77,8 +77,9 @@ def begin_rows_insert(
     model, summary, summary_through_id, title, question_id, created_at, answer_id = row
     conversation = Conversation.from_db(
         "default",
-        ["id", "owner_id", "model", "summary", "summary_through_id", "title"],
-        [conversation_id, owner_id, model, summary, summary_through_id, title],
+        # Values in the model's field order (from_db fills the deferred ones in by position).
+        ["id", "owner_id", "title", "model", "summary", "summary_through_id"],
+        [conversation_id, owner_id, title, model, summary, summary_through_id],
     )
     question = loaded_message(question_id, conversation, created_at, role="user", content=content)
     question.idempotency_key = key
