@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from django.db import transaction
 
 from conversations.models import Conversation, Message
 from llm.chat import ChatMessage, Delta
 from llm.registry import chat_is_configured, chat_models, chat_provider
+
+logger = logging.getLogger(__name__)
 
 OFFLINE_TITLE_CHARS = 60
 TITLE_MAX_CHARS = 200
@@ -93,6 +96,13 @@ def conversation_autotitle(*, conversation_id: int) -> str | None:
 
 def title_schedule(*, conversation_id: int) -> None:
     """Queue the title task once the current transaction (if any) commits."""
+    transaction.on_commit(lambda: title_enqueue(conversation_id))
+
+
+def title_enqueue(conversation_id: int) -> None:
     from conversations.tasks import conversation_title_task
 
-    transaction.on_commit(lambda: conversation_title_task.delay(conversation_id))
+    try:
+        conversation_title_task.delay(conversation_id)
+    except Exception:  # a title is never worth failing the turn that asked for it
+        logger.exception("could not queue the title of conversation %s", conversation_id)
