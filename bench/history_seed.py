@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 SEED_VERSION = "3"
 VOCABULARY = 3000
@@ -169,9 +170,11 @@ def finish(url: str, indexes: list[tuple[str, str]]) -> None:
         for _, definition in indexes:
             conn.execute(definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
         for table in ("conversations_conversation", "conversations_message"):
+            reset = (
+                "SELECT setval(pg_get_serial_sequence({name}, 'id'), (SELECT max(id) FROM {table}))"
+            )
             conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                f" (SELECT coalesce(max(id), 1) FROM {table}))"
+                sql.SQL(reset).format(name=sql.Literal(table), table=sql.Identifier(table))
             )
         conn.execute("VACUUM (ANALYZE) conversations_conversation")
         conn.execute("VACUUM (ANALYZE) conversations_message")

@@ -155,7 +155,10 @@ def export_build(*, export_id: int) -> Export | None:
     try:
         # The JSON grows conversation by conversation next to the Markdown entries; a zip takes
         # one entry at a time, so it waits in a temporary file.
-        with tempfile.TemporaryFile() as json_tmp, zipfile.ZipFile(path, "w", COMPRESSION) as archive:
+        with (
+            tempfile.TemporaryFile() as json_tmp,
+            zipfile.ZipFile(path, "w", COMPRESSION) as archive,
+        ):
             zip_write(export, archive, json_tmp)
             json_tmp.seek(0)
             with archive.open("conversations.json", "w", force_zip64=True) as json_out:

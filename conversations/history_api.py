@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+
 from django.contrib.auth import logout
 from django.http import FileResponse, HttpRequest
 from ninja import Field, Query, Router, Schema, Status

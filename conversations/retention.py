@@ -72,7 +72,7 @@ def foreign_references_clear(model: type[models.Model], ids: Any) -> None:
         related = relation.related_model
         if related in OWN_MODELS or not isinstance(relation, models.ManyToOneRel):
             continue
-        rows = related._base_manager.filter(**{f"{relation.field.name}__in": ids})  # type: ignore[union-attr]
+        rows = related._base_manager.filter(**{f"{relation.field.name}__in": ids})
         if relation.on_delete is models.SET_NULL:
             rows.update(**{relation.field.name: None})
         else:
@@ -96,7 +96,7 @@ def conversations_hard_delete(*, conversation_ids: list[int]) -> int:
         cursor.execute(
             "DELETE FROM conversations_conversation WHERE id = ANY(%s)", [conversation_ids]
         )
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 def conversations_purge(*, now: datetime | None = None) -> int:

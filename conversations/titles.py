@@ -63,7 +63,7 @@ def title_write(question: str) -> str:
     if chat_is_configured():
         try:
             title = title_by_model(question)
-        except Exception:  # noqa: BLE001 - any provider failure falls back to the offline title
+        except Exception:
             title = ""
         if title:
             return title

@@ -30,15 +30,16 @@ WITH conv AS (
     INSERT INTO conversations_message (conversation_id, owner_id, role, content, status,
         idempotency_key, model, provider, prompt_tokens, completion_tokens, citations, error_code,
         error_detail, created_at)
-    SELECT id, %(owner_id)s, 'user', %(content)s, 'complete', %(key)s, '', '', 0, 0, '[]'::jsonb, '', '', now()
+    SELECT id, %(owner_id)s, 'user', %(content)s, 'complete', %(key)s, '', '', 0, 0, '[]'::jsonb,
+        '', '', now()
     FROM conv
     RETURNING id, created_at
 ), answer AS (
     INSERT INTO conversations_message (conversation_id, owner_id, role, content, status,
         idempotency_key, model, provider, prompt_tokens, completion_tokens, citations, error_code,
         error_detail, created_at, reply_to_id)
-    SELECT conv.id, %(owner_id)s, 'assistant', '', 'pending', '', conv.model, '', 0, 0, '[]'::jsonb, '', '',
-        now(), question.id
+    SELECT conv.id, %(owner_id)s, 'assistant', '', 'pending', '', conv.model, '', 0, 0,
+        '[]'::jsonb, '', '', now(), question.id
     FROM conv, question
     RETURNING id
 )

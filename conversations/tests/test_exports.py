@@ -30,7 +30,9 @@ def alice() -> Any:
     for n in range(3):
         conversation = Conversation.objects.create(owner=alice, title=f"Topic {n}", model="m1")
         Message.objects.create(conversation=conversation, role="user", content=f"question {n}")
-        Message.objects.create(conversation=conversation, role="assistant", content=f"**answer** {n}")
+        Message.objects.create(
+            conversation=conversation, role="assistant", content=f"**answer** {n}"
+        )
     gone = Conversation.objects.create(owner=alice, title="In the trash", model="m1")
     Conversation.objects.filter(pk=gone.pk).update(deleted_at=timezone.now())
     return alice
@@ -49,10 +51,15 @@ def test_the_zip_holds_every_live_conversation_as_json_and_markdown(alice: Any) 
     assert (export.status, export.done, export.total) == ("ready", 3, 3)
     with zipfile.ZipFile(export_path(export)) as archive:
         data = json.loads(archive.read("conversations.json"))
-        markdown = {name: archive.read(name).decode() for name in archive.namelist() if name.endswith(".md")}
+        markdown = {
+            name: archive.read(name).decode() for name in archive.namelist() if name.endswith(".md")
+        }
     titles = [c["title"] for c in data["conversations"]]
     assert titles == ["Topic 0", "Topic 1", "Topic 2"]
-    assert [m["content"] for m in data["conversations"][1]["messages"]] == ["question 1", "**answer** 1"]
+    assert [m["content"] for m in data["conversations"][1]["messages"]] == [
+        "question 1",
+        "**answer** 1",
+    ]
     assert len(markdown) == 3
     topic = next(text for name, text in markdown.items() if "topic-2" in name)
     assert topic.startswith("# Topic 2") and "## User" in topic and "**answer** 2" in topic

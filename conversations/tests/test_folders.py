@@ -63,11 +63,15 @@ def test_nobody_files_into_someone_elses_folder(alice: Any) -> None:
 
 def test_rename_pin_and_archive_go_through_the_same_patch(alice: Any) -> None:
     conversation = Conversation.objects.create(owner=alice, title="t", model="m1")
-    body = logged_in(alice).patch(
-        f"/api/v1/conversations/{conversation.pk}",
-        {"title": "Renamed", "pinned": True, "archived": True},
-        content_type="application/json",
-    ).json()
+    body = (
+        logged_in(alice)
+        .patch(
+            f"/api/v1/conversations/{conversation.pk}",
+            {"title": "Renamed", "pinned": True, "archived": True},
+            content_type="application/json",
+        )
+        .json()
+    )
     assert (body["title"], body["pinned"], body["archived"]) == ("Renamed", True, True)
 
 

@@ -41,7 +41,9 @@ def alice() -> Any:
 def chat(owner: Any, title: str = "t") -> Conversation:
     conversation = Conversation.objects.create(owner=owner, title=title, model="m1")
     question = Message.objects.create(conversation=conversation, role="user", content="q")
-    Message.objects.create(conversation=conversation, role="assistant", content="a", reply_to=question)
+    Message.objects.create(
+        conversation=conversation, role="assistant", content="a", reply_to=question
+    )
     return conversation
 
 
@@ -159,9 +161,7 @@ def test_the_account_endpoint_needs_the_username_and_logs_out(alice: Any) -> Non
     chat(alice)
     client = Client()
     client.force_login(alice)
-    wrong = client.delete(
-        "/api/v1/account", {"confirm": "nope"}, content_type="application/json"
-    )
+    wrong = client.delete("/api/v1/account", {"confirm": "nope"}, content_type="application/json")
     assert wrong.status_code == 400
     response = client.delete(
         "/api/v1/account", {"confirm": "alice"}, content_type="application/json"

@@ -1,4 +1,4 @@
-"""Share links: snapshot, token, expiry, revoke, identical 404s, privacy, continue, switch, limits."""
+"""Share links: snapshot, token, expiry, revoke, identical 404s, privacy, continue, limits."""
 
 from __future__ import annotations
 
@@ -203,16 +203,16 @@ def test_the_owner_lists_and_revokes_through_the_api_and_others_cannot(
         share_open(token=ShareLink.objects.get(pk=share_id).token)
 
 
-def test_share_list_is_one_query(conversation: Conversation, django_assert_num_queries: Any) -> None:
+def test_share_list_is_one_query(
+    conversation: Conversation, django_assert_num_queries: Any
+) -> None:
     for _ in range(4):
         share_create(conversation=conversation)
     with django_assert_num_queries(1):
         assert len(share_list(user=conversation.owner)) == 4
 
 
-def test_the_public_page_is_rate_limited_per_ip(
-    conversation: Conversation, settings: Any
-) -> None:
+def test_the_public_page_is_rate_limited_per_ip(conversation: Conversation, settings: Any) -> None:
     settings.ANON_REQUESTS_PER_MINUTE = 3
     share = share_create(conversation=conversation)
     client = Client(REMOTE_ADDR="203.0.113.9")
