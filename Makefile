@@ -67,6 +67,7 @@ check-deploy: install
 # Every benchmark in bench/; each prints its JSON and writes bench/results/<name>.json.
 bench: services
 	$(PY) -m bench.stream_load
+	$(PY) -m bench.history_latency
 
 # Optional: SmolLM2-135M on llama.cpp (compiles for 7 to 18 minutes); then run with LOCAL_LLM=1.
 local-llm: install

@@ -32,13 +32,9 @@ CITATION_SNIPPET_KEYS = ("snippet", "text", "quote")
 
 def sharing_enabled() -> bool:
     """The staff switch (admin: Sharing settings); on when never set."""
-    value = SharingSettings.objects.filter(pk=1).values_list("sharing_enabled", flat=True).first()
+    rows = SharingSettings.objects.order_by("pk").values_list("sharing_enabled", flat=True)
+    value = rows.first()
     return True if value is None else value
-
-
-def sharing_settings_get() -> SharingSettings:
-    settings_row, _ = SharingSettings.objects.get_or_create(pk=1)
-    return settings_row
 
 
 def expiry_validate(expires_in_days: int | None) -> datetime | None:

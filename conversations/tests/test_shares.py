@@ -221,3 +221,16 @@ def test_the_public_page_is_rate_limited_per_ip(conversation: Conversation, sett
     limited = client.get(f"/s/{share.token}")
     assert int(limited["Retry-After"]) >= 1
     assert Client(REMOTE_ADDR="203.0.113.10").get(f"/s/{share.token}").status_code == 200
+
+
+def test_staff_turn_sharing_off_in_the_admin(conversation: Conversation) -> None:
+    staff = UserFactory.create(username="staff", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    response = client.post(
+        "/admin/conversations/sharingsettings/add/", {"sharing_enabled": ""}, follow=True
+    )
+    assert response.status_code == 200
+    assert SharingSettings.objects.get().sharing_enabled is False
+    with pytest.raises(SharingDisabled):
+        share_create(conversation=conversation)
