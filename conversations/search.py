@@ -67,12 +67,14 @@ WITH q AS (
      FROM conversations_message m
      JOIN conversations_conversation c ON c.id = m.conversation_id, owned
      WHERE m.search @@ owned.query AND m.status <> 'failed' AND m.role <> 'system'
-       AND c.deleted_at IS NULL {conversation_filters} {message_filters}
+       AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL {conversation_filters}
+       {message_filters}
      LIMIT %(max_candidates)s)
     UNION ALL
     (SELECT c.id, c.id, ts_rank(c.title_search, owned.words) * 2, 1
      FROM conversations_conversation c, owned
-     WHERE c.title_search @@ owned.query AND c.deleted_at IS NULL {conversation_filters}
+     WHERE c.title_search @@ owned.query AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL
+       {conversation_filters}
        {title_filters}
      LIMIT %(max_candidates)s)
 ), page AS (
@@ -178,6 +180,8 @@ def conversation_search(
         "config": SEARCH_CONFIG,
         "q": query_validate(query),
         "owner_lexeme": f"{OWNER_LEXEME}{int(user.pk)}",
+        # Also on the conversation join: the planner then reads only this user's conversations.
+        "owner_id": int(user.pk),
         "max_candidates": settings.SEARCH_MAX_CANDIDATES,
         "limit": limit + 1,
         "mark_start": MARK_START,
