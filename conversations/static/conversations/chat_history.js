@@ -60,10 +60,13 @@
     }
     const page = await api(`/search?${new URLSearchParams({ q, limit: 20 })}`);
     if (seq !== searchSeq) return; // a newer query was typed meanwhile
-    const items = page.items.map((hit) => el("li", { dataset: { testid: "search-result" } },
-      el("a", { href: `/?c=${hit.conversation_id}` },
+    const items = page.items.map((hit) => {
+      const item = el("li", {}, el("a", { href: `/?c=${hit.conversation_id}` },
         el("span", { className: "search-title", textContent: hit.conversation_title || "Untitled" }),
-        el("span", { className: "search-snippet" }, ...snippetNodes(hit.snippet_html)))));
+        el("span", { className: "search-snippet" }, ...snippetNodes(hit.snippet_html))));
+      item.dataset.testid = "search-result";
+      return item;
+    });
     if (!items.length) items.push(el("li", { className: "muted", textContent: "No matches" }));
     results.replaceChildren(...items);
     results.hidden = false;
