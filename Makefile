@@ -78,6 +78,7 @@ bench: services
 	$(PY) -m bench.failover_ttft
 	$(PY) -m bench.billing_overhead
 	$(PY) -m bench.ingest_throughput --limit 400 --embed-sample 256
+	$(PY) -m bench.history_latency
 
 # Optional: SmolLM2-135M on llama.cpp (compiles for 7 to 18 minutes); then run with LOCAL_LLM=1.
 local-llm: install

@@ -324,3 +324,14 @@ EMBEDDING_THREADS = envint("EMBEDDING_THREADS", 2)  # onnxruntime intra-op threa
 # Empty: the chat model's OPENAI_BASE_URL / OPENAI_API_KEY.
 EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
 EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")
+
+# --- Conversation history: search, shares, retention, exports ---------------------------------
+# A very common word is ranked among this many matches only (the response says "approximate").
+SEARCH_MAX_CANDIDATES = envint("SEARCH_MAX_CANDIDATES", 5000)
+TRASH_RETENTION_DAYS = envint("TRASH_RETENTION_DAYS", 30)
+EXPORT_RETENTION_HOURS = envint("EXPORT_RETENTION_HOURS", 24)
+CELERY_BEAT_SCHEDULE["conversations-purge"] = {"task": "conversations.purge", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["exports-expire"] = {
+    "task": "conversations.exports_expire",
+    "schedule": 3600.0,
+}

@@ -4,6 +4,7 @@ from django.urls import path
 
 from chatbot import views
 from chatbot.api import api
+from conversations.history_views import history_page, share_continue_page, share_page
 from conversations.views import chat_page
 
 urlpatterns = [
@@ -14,4 +15,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("s/<str:token>", share_page, name="share"),
+    path("s/<str:token>/continue", share_continue_page, name="share-continue"),
+    path("history/", history_page, name="history"),
 ]

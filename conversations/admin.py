@@ -2,7 +2,14 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from conversations.models import Conversation, Message, ModerationEvent
+from conversations.models import (
+    Conversation,
+    Export,
+    Message,
+    ModerationEvent,
+    ShareLink,
+    SharingSettings,
+)
 from conversations.moderation import moderation_events_review
 
 
@@ -112,3 +119,35 @@ class ModerationEventAdmin(admin.ModelAdmin[ModerationEvent]):
     def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[ModerationEvent]) -> None:
         count = moderation_events_review(event_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} events marked as reviewed.")
+
+
+@admin.register(SharingSettings)
+class SharingSettingsAdmin(admin.ModelAdmin[SharingSettings]):
+    """The site-wide sharing switch: one row, which staff edit but never add or delete."""
+
+    list_display = ("__str__", "sharing_enabled")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not SharingSettings.objects.exists()
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: SharingSettings | None = None
+    ) -> bool:
+        return False
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin[ShareLink]):
+    list_display = ("id", "conversation", "owner", "view_count", "expires_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    raw_id_fields = ("conversation", "owner")
+    readonly_fields = ("token", "through_message_id", "view_count", "created_at")
+    search_fields = ("=id", "=conversation__id", "owner__username")
+
+
+@admin.register(Export)
+class ExportAdmin(admin.ModelAdmin[Export]):
+    list_display = ("id", "owner", "status", "done", "total", "size_bytes", "expires_at")
+    list_filter = ("status",)
+    raw_id_fields = ("owner",)
+    readonly_fields = ("file_name", "size_bytes", "created_at", "finished_at")

@@ -27,6 +27,7 @@ class ConversationOut(Schema):
     model: str
     pinned: bool
     archived: bool
+    folder_id: int | None
     created_at: datetime
     updated_at: datetime
 

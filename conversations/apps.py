@@ -1,4 +1,13 @@
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def session_remember(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Each login's session key is kept, so deleting the account can end every session."""
+    from conversations.retention import user_session_record
+
+    user_session_record(user=user, session_key=getattr(request.session, "session_key", None))
 
 
 class ConversationsConfig(AppConfig):
@@ -10,3 +19,6 @@ class ConversationsConfig(AppConfig):
         from llm.checks import llm_settings_check
 
         checks.register(llm_settings_check)
+        from django.contrib.auth.signals import user_logged_in
+
+        user_logged_in.connect(session_remember, dispatch_uid="conversations.session_remember")

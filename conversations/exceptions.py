@@ -28,3 +28,8 @@ class TurnInProgress(ChatError):
 class ModerationBlocked(ChatError):
     code = "moderation_blocked"
     status = 400
+
+
+class SharingDisabled(ChatError):
+    code = "sharing_disabled"
+    status = 403

@@ -2,8 +2,58 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.db.models import F, Func
+
+# Full-text configuration of titles and messages (a regconfig name; "simple" does no stemming).
+SEARCH_CONFIG = "english"
+# Each search vector also holds one lexeme naming its owner ("owner 42": the text parser never
+# makes a lexeme with a space), so one GIN index narrows by user and by words at once. Stock
+# PostgreSQL has no (bigint, tsvector) GIN opclass without the btree_gin extension.
+OWNER_LEXEME = "owner "
+
+
+class SearchDocument(Func):
+    """The stored search vector: the text's lexemes plus the owner lexeme (immutable SQL)."""
+
+    output_field = SearchVectorField()
+
+    def __init__(self, text: str, owner: str) -> None:
+        super().__init__(F(text), F(owner))
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, **extra_context: Any
+    ) -> tuple[str, list[Any]]:
+        text_sql, text_params = compiler.compile(self.source_expressions[0])
+        owner_sql, owner_params = compiler.compile(self.source_expressions[1])
+        sql = (
+            f"(to_tsvector('{SEARCH_CONFIG}'::regconfig, COALESCE({text_sql}, ''))"
+            f" || array_to_tsvector(ARRAY['{OWNER_LEXEME}' || ({owner_sql})::text]))"
+        )
+        return sql, [*text_params, *owner_params]
+
+
+class Folder(models.Model):
+    """A user's named group of conversations; deleting it leaves its conversations unfiled."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="folders"
+    )
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="folder_name_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Conversation(models.Model):
@@ -16,12 +66,21 @@ class Conversation(models.Model):
     model = models.CharField(max_length=100, help_text="Model chosen for this conversation.")
     pinned = models.BooleanField(default=False)
     archived = models.BooleanField(default=False)
+    folder = models.ForeignKey(
+        Folder, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
+    )
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Rolling summary of the messages up to and including summary_through_id (made by Celery).
     summary = models.TextField(blank=True)
     summary_through_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Written by PostgreSQL itself on every insert and update: no code path can forget it.
+    title_search = models.GeneratedField(
+        expression=SearchDocument("title", "owner_id"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         indexes = [
@@ -29,7 +88,13 @@ class Conversation(models.Model):
                 fields=["owner", "-updated_at", "-id"],
                 condition=models.Q(deleted_at__isnull=True),
                 name="conversation_owner_recent",
-            )
+            ),
+            GinIndex(fields=["title_search"], name="conversation_title_search"),
+            models.Index(
+                fields=["deleted_at"],
+                condition=models.Q(deleted_at__isnull=False),
+                name="conversation_trash",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -58,6 +123,10 @@ class Message(models.Model):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
+    # The conversation's owner, copied so search can narrow by user inside its GIN index.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
@@ -76,6 +145,11 @@ class Message(models.Model):
     error_detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    search = models.GeneratedField(
+        expression=SearchDocument("content", "owner_id"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         constraints = [
@@ -97,10 +171,17 @@ class Message(models.Model):
                 condition=models.Q(status__in=["pending", "streaming"]),
                 name="message_active_turns",
             ),
+            GinIndex(fields=["search"], name="message_search"),
         ]
 
     def __str__(self) -> str:
         return f"{self.role} message {self.pk} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The copied owner always follows the conversation (bulk writers set it themselves).
+        if self.owner_id is None and self.conversation_id is not None:
+            self.owner_id = self.conversation.owner_id
+        super().save(*args, **kwargs)
 
     @property
     def is_active(self) -> bool:
@@ -147,3 +228,89 @@ class ModerationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} flagged for {', '.join(self.categories) or 'policy'}"
+
+
+class ShareLink(models.Model):
+    """A public, read-only snapshot of a conversation up to ``through_message_id``.
+
+    The token is random (``secrets.token_urlsafe``), not derived from any id. Revoked or expired
+    links stay as rows so the owner sees them; the public page treats them as unknown.
+    """
+
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="share_links"
+    )
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="share_links"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    through_message_id = models.BigIntegerField(default=0)
+    include_snippets = models.BooleanField(
+        default=False, help_text="Show the quoted passages of citations, not only document titles."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    view_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-id"], name="share_owner_recent")]
+
+    def __str__(self) -> str:
+        return f"Share of conversation {self.conversation_id}"
+
+
+class SharingSettings(models.Model):
+    """The site-wide sharing switch (one row, edited by staff in the admin)."""
+
+    sharing_enabled = models.BooleanField(
+        default=True, help_text="Off: no new share links, and existing ones show as not found."
+    )
+
+    class Meta:
+        verbose_name = "sharing settings"
+        verbose_name_plural = "sharing settings"
+
+    def __str__(self) -> str:
+        return "Sharing settings"
+
+
+class Export(models.Model):
+    """A user's download of all their conversations (a zip made by a Celery task)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        READY = "ready"
+        FAILED = "failed"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exports"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    file_name = models.CharField(max_length=200, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-id"], name="export_owner_recent")]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} ({self.status})"
+
+
+class UserSession(models.Model):
+    """Which session keys belong to a user, so deleting an account ends all its sessions."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    session_key = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Session of user {self.user_id}"

@@ -16,6 +16,7 @@ from conversations.exceptions import InvalidInput, NotFound, TurnInProgress
 from conversations.metering import models_for, turn_settle
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
+from conversations.titles import title_schedule
 from conversations.turn_sql import (
     ACTIVE_CONSTRAINT,
     begin_rows_insert,
@@ -71,10 +72,11 @@ def conversation_with_exchange_create(
     """A conversation holding one finished question and answer (demo and imported data)."""
     conversation = conversation_create(owner=owner, title=title)
     asked = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=question
+        conversation=conversation, owner=owner, role=Message.Role.USER, content=question
     )
     Message.objects.create(
         conversation=conversation,
+        owner=owner,
         role=Message.Role.ASSISTANT,
         content=answer,
         reply_to=asked,
@@ -165,6 +167,8 @@ def turn_begin(*, user: Any, conversation_id: int, content: str, idempotency_key
         raise
     if rows is None:
         raise NotFound("conversation not found")
+    if not rows.conversation.title:
+        title_schedule(conversation_id=conversation_id)
     # updated_at moves when the turn finishes (turn_finish): one write less on the hot path.
     return Turn(rows.conversation, rows.question, rows.answer, created=True)
 

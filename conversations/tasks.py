@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from conversations import services
+import celery_app  # noqa: F401  (the project's app becomes current: .delay() uses its broker)
+from conversations import exports, retention, services, titles
 
 
 @shared_task(name="conversations.summarize")
@@ -13,3 +14,24 @@ def conversation_summarize_task(conversation_id: int, through_id: int) -> bool:
 @shared_task(name="conversations.turns_reap")
 def turns_reap_task() -> int:
     return len(services.turns_reap())
+
+
+@shared_task(name="conversations.title")
+def conversation_title_task(conversation_id: int) -> str | None:
+    return titles.conversation_autotitle(conversation_id=conversation_id)
+
+
+@shared_task(name="conversations.export_build")
+def export_build_task(export_id: int) -> str | None:
+    export = exports.export_build(export_id=export_id)
+    return export.status if export else None
+
+
+@shared_task(name="conversations.exports_expire")
+def exports_expire_task() -> int:
+    return exports.exports_expire()
+
+
+@shared_task(name="conversations.purge")
+def conversations_purge_task() -> int:
+    return retention.conversations_purge()

@@ -23,27 +23,28 @@ ACTIVE_CONSTRAINT = "message_one_running_answer"
 
 BEGIN_SQL = """
 WITH conv AS (
-    SELECT id, model, summary, summary_through_id FROM conversations_conversation
+    SELECT id, model, summary, summary_through_id, title FROM conversations_conversation
     WHERE id = %(conversation_id)s AND owner_id = %(owner_id)s AND deleted_at IS NULL
     FOR UPDATE
 ), question AS (
-    INSERT INTO conversations_message (conversation_id, role, content, status, idempotency_key,
-        model, provider, prompt_tokens, completion_tokens, citations, error_code, error_detail,
-        created_at)
-    SELECT id, 'user', %(content)s, 'complete', %(key)s, '', '', 0, 0, '[]'::jsonb, '', '', now()
+    INSERT INTO conversations_message (conversation_id, owner_id, role, content, status,
+        idempotency_key, model, provider, prompt_tokens, completion_tokens, citations, error_code,
+        error_detail, created_at)
+    SELECT id, %(owner_id)s, 'user', %(content)s, 'complete', %(key)s, '', '', 0, 0, '[]'::jsonb,
+        '', '', now()
     FROM conv
     RETURNING id, created_at
 ), answer AS (
-    INSERT INTO conversations_message (conversation_id, role, content, status, idempotency_key,
-        model, provider, prompt_tokens, completion_tokens, citations, error_code, error_detail,
-        created_at, reply_to_id)
-    SELECT conv.id, 'assistant', '', 'pending', '', conv.model, '', 0, 0, '[]'::jsonb, '', '',
-        now(), question.id
+    INSERT INTO conversations_message (conversation_id, owner_id, role, content, status,
+        idempotency_key, model, provider, prompt_tokens, completion_tokens, citations, error_code,
+        error_detail, created_at, reply_to_id)
+    SELECT conv.id, %(owner_id)s, 'assistant', '', 'pending', '', conv.model, '', 0, 0,
+        '[]'::jsonb, '', '', now(), question.id
     FROM conv, question
     RETURNING id
 )
-SELECT conv.model, conv.summary, conv.summary_through_id, question.id, question.created_at,
-    answer.id
+SELECT conv.model, conv.summary, conv.summary_through_id, conv.title, question.id,
+    question.created_at, answer.id
 FROM conv, question, answer
 """
 
@@ -74,11 +75,12 @@ def begin_rows_insert(
         row = cursor.fetchone()
     if row is None:
         return None
-    model, summary, summary_through_id, question_id, created_at, answer_id = row
+    model, summary, summary_through_id, title, question_id, created_at, answer_id = row
     conversation = Conversation.from_db(
         "default",
-        ["id", "owner_id", "model", "summary", "summary_through_id"],
-        [conversation_id, owner_id, model, summary, summary_through_id],
+        # Values in the model's field order (from_db fills the deferred ones in by position).
+        ["id", "owner_id", "title", "model", "summary", "summary_through_id"],
+        [conversation_id, owner_id, title, model, summary, summary_through_id],
     )
     question = loaded_message(question_id, conversation, created_at, role="user", content=content)
     question.idempotency_key = key
@@ -94,6 +96,7 @@ def loaded_message(
     message = Message(
         id=message_id,
         conversation=conversation,
+        owner_id=conversation.owner_id,
         role=role,
         content=content,
         status=Message.Status.COMPLETE,

@@ -246,3 +246,45 @@ def test_a_flagged_answer_is_withheld_from_the_page(page, e2e_fake_server):
     sync_api.expect(page.get_by_test_id("message-status")).to_contain_text("Withheld")
     assert assistant_text(page) == ""
     sync_api.expect(page.get_by_test_id("send")).to_be_enabled()
+
+
+def test_the_search_box_finds_a_past_message_and_shows_markup_as_text(page):
+    from conversations.models import Conversation
+
+    alice = UserFactory.create(username="alice")
+    conversation = Conversation.objects.create(owner=alice, title="Old chat", model="fake-model")
+    Message.objects.create(
+        conversation=conversation,
+        role="user",
+        content='walrus facts <img src=x onerror="window.__pwned = 1"> & more',
+    )
+    page.get_by_test_id("search-input").fill("walrus")
+    result = page.get_by_test_id("search-result")
+    sync_api.expect(result).to_have_count(1)
+    sync_api.expect(result.locator("mark")).to_have_text("walrus")
+    assert result.locator("img").count() == 0
+    assert page.evaluate("window.__pwned === undefined")
+    result.click()
+    page.wait_for_url(re.compile(rf"\?c={conversation.pk}$"))
+    sync_api.expect(page.get_by_test_id("chat-title")).to_have_text("Old chat")
+    sync_api.expect(page.get_by_test_id("conversation-actions")).to_be_visible()
+
+
+def test_the_trash_restores_a_deleted_conversation(page, server_url):
+    from django.utils import timezone
+
+    from conversations.models import Conversation
+
+    alice = UserFactory.create(username="alice")
+    gone = Conversation.objects.create(
+        owner=alice, title="Deleted plans", model="fake-model", deleted_at=timezone.now()
+    )
+    page.get_by_test_id("your-data").click()
+    page.wait_for_url(f"{server_url}/history/")
+    row = page.get_by_test_id("trash-list").locator("tr")
+    sync_api.expect(row).to_have_count(1)
+    sync_api.expect(row).to_contain_text("Deleted plans")
+    row.get_by_role("button", name="Restore").click()
+    sync_api.expect(row).to_have_count(0)
+    gone.refresh_from_db()
+    assert gone.deleted_at is None

@@ -470,8 +470,10 @@
     state.creating = true;
     updateComposer();
     try {
-      const body = { title: titleFrom(firstMessage), model: els.model.value };
-      const conv = await api(config.api, { method: "POST", body });
+      // The server titles it in the background (a model, or the question's opening words); until
+      // then the page shows the question's opening words.
+      const conv = await api(config.api, { method: "POST", body: { title: "", model: els.model.value } });
+      conv.title = titleFrom(firstMessage);
       addConversation(conv, "prepend");
       openConversation(conv.id, { loadHistory: false });
       return true;
