@@ -437,6 +437,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--web-processes", type=int, default=1, help="daphne processes, chats spread over them"
     )
+    parser.add_argument(
+        "--event-loop", choices=["uvloop", "asyncio"], default="uvloop", help="the web process's"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "stream_load.json")
     args = parser.parse_args(argv)
     if min(args.concurrency, args.turns_per_chat, args.runs, args.tokens, args.web_processes) < 1:
@@ -455,19 +458,19 @@ def child_commands(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     fake_argv += ["--ttft-ms", str(args.ttft_ms), "--tokens-per-s", str(args.tokens_per_s)]
     fake_argv += ["--tokens", str(args.tokens)]
     app = "bench.turn_trace:application" if args.trace else "chatbot.asgi:application"
-    daphne = str(Path(sys.executable).with_name("daphne"))
     web_env = {
         "OPENAI_BASE_URL": f"http://{HOST}:{fake_port}/v1",
         "OPENAI_API_KEY": "bench",
         "CHAT_MODELS": MODEL,
         "BENCH_TRACE_FILE": str(TRACE_FILE),
+        "WEB_EVENT_LOOP": args.event_loop,
     }
     commands: dict[str, dict[str, Any]] = {
         "fake_server": {"argv": fake_argv, "port": fake_port, "ready_path": "/v1/models"},
     }
     for n in range(args.web_processes):
         port = free_port()
-        argv = [daphne, "-b", HOST, "-p", str(port), app]
+        argv = [sys.executable, "-m", "chatbot.serve", "-b", HOST, "-p", str(port), app]
         name = "web" if n == 0 else f"web{n + 1}"
         commands[name] = {"argv": argv, "port": port, "ready_path": "/healthz", "env": web_env}
     return commands
