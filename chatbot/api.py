@@ -6,13 +6,17 @@ from ninja.errors import ValidationError
 
 from conversations.api import router as conversations_router
 from conversations.exceptions import ChatError
+from knowledge.api import router as knowledge_router
+from knowledge.exceptions import KnowledgeError
 
 api = NinjaAPI(title="chatbot API", version="1", urls_namespace="api")
 api.add_router("/", conversations_router)
+api.add_router("/", knowledge_router)
 
 
 @api.exception_handler(ChatError)
-def chat_error(request: HttpRequest, exc: ChatError) -> HttpResponse:
+@api.exception_handler(KnowledgeError)
+def chat_error(request: HttpRequest, exc: ChatError | KnowledgeError) -> HttpResponse:
     """Domain errors become ``{"code", "detail"}`` with their HTTP status."""
     response = api.create_response(
         request, {"code": exc.code, "detail": exc.detail}, status=exc.status

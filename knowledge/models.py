@@ -64,7 +64,9 @@ class Document(models.Model):
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=300)
     file = models.FileField(upload_to="documents/", max_length=300)
-    filename = models.CharField(max_length=255, blank=True, help_text="The name it was uploaded as.")
+    filename = models.CharField(
+        max_length=255, blank=True, help_text="The name it was uploaded as."
+    )
     media_type = models.CharField(max_length=150, blank=True)
     size = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64)

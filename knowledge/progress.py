@@ -38,8 +38,6 @@ def progress_publish(progress: Progress) -> None:
         return
     message = {**progress_event(progress), "type": "document.progress.event"}
     try:
-        async_to_sync(get_channel_layer().group_send)(
-            progress_group(progress.uploader_id), message
-        )
+        async_to_sync(get_channel_layer().group_send)(progress_group(progress.uploader_id), message)
     except Exception:
         logger.warning("progress of document %s not sent", progress.document_id, exc_info=True)

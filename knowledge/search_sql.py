@@ -33,6 +33,7 @@ LIVE_CHUNK_SQL = """
     WHERE ch.collection_id IN (SELECT id FROM readable)
       AND d.status = 'ready' AND ch.version = d.version"""
 
+# Only the constant fragments above are interpolated; every value is a query parameter.
 SEARCH_SQL = f"""
 WITH {READABLE_SQL},
 vector_hits AS (
@@ -75,7 +76,7 @@ JOIN knowledge_chunk ch ON ch.id = fused.id
 JOIN knowledge_document d ON d.id = ch.document_id
 JOIN knowledge_collection c ON c.id = ch.collection_id
 ORDER BY fused.score DESC, ch.id
-"""
+"""  # noqa: S608
 
 # Exact nearest neighbours (no index), for measuring the recall of the HNSW path.
 EXACT_VECTOR_SQL = f"""

@@ -150,9 +150,7 @@ def chunk_search(
     """
     if not query.strip() or k <= 0 or not getattr(user, "is_authenticated", False):
         return []
-    params = search_params(
-        user=user, query=query, k=k, collection_ids=collection_ids, mode=mode
-    )
+    params = search_params(user=user, query=query, k=k, collection_ids=collection_ids, mode=mode)
     with transaction.atomic(), connection.cursor() as cursor:
         hnsw_settings_apply(cursor, candidates=params["vector_candidates"])
         cursor.execute(search_sql.SEARCH_SQL, params)

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -142,7 +141,7 @@ def document_create(
     name = stored_name(collection_id=collection.pk, sha256=upload.sha256)
     final = Path(settings.MEDIA_ROOT) / name
     final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(upload.path, final)
+    upload.path.replace(final)
     try:
         with transaction.atomic():
             document = Document.objects.create(
@@ -326,9 +325,10 @@ def document_process(*, document: Document, report: ProgressCallback) -> str:
 
 
 def document_embed(*, document: Document, report: ProgressCallback) -> Embedded:
+    from llm.embeddings import embedding_provider
+
     from knowledge.chunking import chunks_make
     from knowledge.extraction import ExtractionError, document_extract
-    from llm.embeddings import embedding_provider
 
     report(Progress(document.pk, document.uploader_id, "extracting"))
     extracted = document_extract(path=Path(document.file.path), name=document.filename)
