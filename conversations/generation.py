@@ -19,8 +19,9 @@ from django.conf import settings
 
 from conversations import streams
 from conversations.batcher import stream_batcher
-from conversations.context import context_build
+from conversations.context import context_build, system_prompt
 from conversations.delivery import done_payload, started_frame, turn_announce
+from conversations.grounding import citations_cited, grounding_build, sources_budget
 from conversations.models import Conversation, Message
 from conversations.relay import Relay
 from conversations.runtime import TurnRunner, db, turn_runner
@@ -46,10 +47,15 @@ class TurnPlan:
     messages: list[ChatMessage]
     max_tokens: int
     summarize_through_id: int | None
+    citations: tuple[dict[str, Any], ...] = ()  # the numbered sources in the prompt
 
 
-def plan_build(conversation: Conversation, question: Message, answer: Message) -> TurnPlan:
-    context = context_build(conversation=conversation, question=question)
+def plan_build(
+    conversation: Conversation, question: Message, answer: Message, user: Any = None
+) -> TurnPlan:
+    budget = sources_budget(system_prompt=system_prompt(conversation), question=question.content)
+    grounding = grounding_build(user=user, question=question.content, budget_tokens=budget)
+    context = context_build(conversation=conversation, question=question, sources=grounding.prompt)
     return TurnPlan(
         message_id=answer.pk,
         conversation_id=conversation.pk,
@@ -57,6 +63,7 @@ def plan_build(conversation: Conversation, question: Message, answer: Message) -
         messages=context.messages,
         max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
         summarize_through_id=context.dropped_before_id,
+        citations=tuple(grounding.citations),
     )
 
 
@@ -69,7 +76,7 @@ def turn_start(
     )
     if not turn.created:
         return turn, None
-    return turn, plan_build(turn.conversation, turn.user_message, turn.assistant_message)
+    return turn, plan_build(turn.conversation, turn.user_message, turn.assistant_message, user=user)
 
 
 async def turn_launch(
@@ -124,6 +131,7 @@ def outcome_for(
         completion_tokens=completion or token_estimate(relay.text),
         ttft_ms=round((ttft - started) * 1000) if ttft else None,
         duration_ms=round((time.monotonic() - started) * 1000),
+        citations=citations_cited(list(plan.citations), relay.text),
         **extra,
     )
 

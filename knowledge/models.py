@@ -14,6 +14,23 @@ from pgvector.django import HnswIndex, VectorField
 SEARCH_CONFIG = "english"
 
 
+class EmbeddingField(VectorField):  # type: ignore[misc]
+    """A vector column sized by ``EMBEDDING_DIMENSIONS``.
+
+    The size stays out of migrations (``deconstruct``): it is a deployment setting. A new
+    database gets the configured size; an existing one gets a changed size from
+    ``manage.py reindex``, which also re-embeds every chunk.
+    """
+
+    def __init__(self, *args: object, dimensions: int | None = None, **kwargs: object) -> None:
+        super().__init__(*args, dimensions=dimensions or settings.EMBEDDING_DIMENSIONS, **kwargs)
+
+    def deconstruct(self) -> tuple[str, str, list[object], dict[str, object]]:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("dimensions", None)
+        return name, path, args, kwargs
+
+
 class Collection(models.Model):
     """A set of documents that the same people may read."""
 
@@ -119,7 +136,7 @@ class Chunk(models.Model):
     token_count = models.PositiveIntegerField()
     page = models.PositiveIntegerField(null=True, blank=True)
     section = models.CharField(max_length=500, blank=True)
-    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    embedding = EmbeddingField()
     search = models.GeneratedField(
         expression=SearchVector("section", weight="A", config=SEARCH_CONFIG)
         + SearchVector("text", weight="B", config=SEARCH_CONFIG),

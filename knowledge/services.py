@@ -112,12 +112,13 @@ def document_upload(
     chunks: Iterable[bytes],
     filename: str,
     title: str = "",
+    enqueue: bool = True,
 ) -> tuple[Document, bool]:
     """Store an upload in ``collection`` and queue its ingestion; returns (document, created).
 
     The same bytes uploaded twice to one collection are one document: the second upload
     returns the first document and queues nothing. The caller checked that ``uploader`` may
-    write to ``collection``.
+    write to ``collection``. ``enqueue=False`` leaves ingestion to the caller (in-process).
     """
     filename = Path(filename or "upload").name[:255]
     upload = upload_store(chunks=chunks, max_bytes=settings.KNOWLEDGE_MAX_UPLOAD_BYTES)
@@ -126,14 +127,25 @@ def document_upload(
         raise InvalidInput("the file is empty")
     try:
         return document_create(
-            uploader=uploader, collection=collection, upload=upload, filename=filename, title=title
+            uploader=uploader,
+            collection=collection,
+            upload=upload,
+            filename=filename,
+            title=title,
+            enqueue=enqueue,
         )
     finally:
         upload.path.unlink(missing_ok=True)
 
 
 def document_create(
-    *, uploader: Any, collection: Collection, upload: StoredUpload, filename: str, title: str
+    *,
+    uploader: Any,
+    collection: Collection,
+    upload: StoredUpload,
+    filename: str,
+    title: str,
+    enqueue: bool,
 ) -> tuple[Document, bool]:
     existing = Document.objects.filter(collection=collection, sha256=upload.sha256).first()
     if existing is not None:
@@ -153,7 +165,8 @@ def document_create(
                 sha256=upload.sha256,
                 uploader=uploader,
             )
-            transaction.on_commit(lambda: ingest_enqueue(document_id=document.pk))
+            if enqueue:
+                transaction.on_commit(lambda: ingest_enqueue(document_id=document.pk))
     except IntegrityError:  # the same file uploaded at the same moment: one document
         return Document.objects.get(collection=collection, sha256=upload.sha256), False
     return document, True
@@ -403,3 +416,59 @@ def document_ready(*, document: Document, embedded: Embedded) -> None:
     document.error_code = document.error_reason = ""
     document.status_changed_at = document.ingested_at = now
     document.save()
+
+
+# --- Local files (manage.py ingest, the demo seed) ------------------------------------------
+
+
+def file_chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while piece := source.read(size):
+            yield piece
+
+
+def files_under(paths: Sequence[Path]) -> list[Path]:
+    """The files named, and the files inside the directories named (recursively, sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise InvalidInput(f"{path}: no such file or directory")
+    return found
+
+
+def collection_ensure(*, owner: Any, name: str, visibility: str) -> Collection:
+    """The owner's collection named ``name``, created when missing."""
+    existing = Collection.objects.filter(owner=owner, name=name).first()
+    return existing or collection_create(owner=owner, name=name, visibility=visibility)
+
+
+def document_upload_path(
+    *, uploader: Any, collection: Collection, path: Path, enqueue: bool = True
+) -> Document:
+    """Upload a local file (as ``document_upload``); a duplicate returns the existing document."""
+    document, _ = document_upload(
+        uploader=uploader,
+        collection=collection,
+        chunks=file_chunks(path),
+        filename=path.name,
+        enqueue=enqueue,
+    )
+    return document
+
+
+def documents_ingest_paths(
+    *, uploader: Any, collection: Collection, paths: Sequence[Path]
+) -> dict[str, int]:
+    """Upload and ingest local files in this process; counts of outcomes (ready, failed...)."""
+    outcomes: dict[str, int] = {}
+    for path in paths:
+        document = document_upload_path(
+            uploader=uploader, collection=collection, path=path, enqueue=False
+        )
+        outcome = document_ingest(document_id=document.pk)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes

@@ -5,9 +5,10 @@ import django.contrib.postgres.indexes
 import django.contrib.postgres.search
 import django.db.models.deletion
 import pgvector.django.indexes
-import pgvector.django.vector
 from django.conf import settings
 from django.db import migrations, models
+
+import knowledge.models
 
 
 class Migration(migrations.Migration):
@@ -160,7 +161,7 @@ class Migration(migrations.Migration):
                 ("token_count", models.PositiveIntegerField()),
                 ("page", models.PositiveIntegerField(blank=True, null=True)),
                 ("section", models.CharField(blank=True, max_length=500)),
-                ("embedding", pgvector.django.vector.VectorField(dimensions=384)),
+                ("embedding", knowledge.models.EmbeddingField()),
                 (
                     "search",
                     models.GeneratedField(
