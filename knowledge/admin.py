@@ -33,8 +33,6 @@ class DocumentUploadForm(forms.ModelForm[Document]):
         if upload.size > settings.KNOWLEDGE_MAX_UPLOAD_BYTES:
             limit = settings.KNOWLEDGE_MAX_UPLOAD_BYTES
             raise forms.ValidationError(f"The file is larger than the limit of {limit} bytes.")
-        if upload.size == 0:
-            raise forms.ValidationError("The file is empty.")
         return upload
 
 

@@ -121,10 +121,8 @@ def document_upload(
     write to ``collection``. ``enqueue=False`` leaves ingestion to the caller (in-process).
     """
     filename = Path(filename or "upload").name[:255]
+    # An empty file is accepted: ingestion fails it with a reason, like any unreadable file.
     upload = upload_store(chunks=chunks, max_bytes=settings.KNOWLEDGE_MAX_UPLOAD_BYTES)
-    if upload.size == 0:
-        upload.path.unlink(missing_ok=True)
-        raise InvalidInput("the file is empty")
     try:
         return document_create(
             uploader=uploader,
