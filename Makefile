@@ -18,11 +18,12 @@ help:
 	@echo "make bench  - benchmarks (see bench/README.md)"
 	@echo "make lint | fmt | services | stop-services | clean"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 or newer is required (python3.12 not found; install it with pyenv or your package manager)" >&2; exit 1; fi
 	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON312)"; "$(PYTHON312)" -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	@touch $@
 
 install: $(VENV)/.installed

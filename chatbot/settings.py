@@ -269,9 +269,30 @@ CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 32000)
 CHAT_PROVIDER_READ_TIMEOUT = envint("CHAT_PROVIDER_READ_TIMEOUT", 60)
 CELERY_BEAT_SCHEDULE["turns-reap"] = {"task": "conversations.turns_reap", "schedule": 30.0}
 
-# --- Knowledge --------------------------------------------------------------------------------
+# --- Knowledge: extraction limits and embeddings ----------------------------------------------
+KNOWLEDGE_MAX_UPLOAD_BYTES = envint("KNOWLEDGE_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+KNOWLEDGE_MAX_PAGES = envint("KNOWLEDGE_MAX_PAGES", 2000)
+# Uncompressed size of all members of a DOCX/PPTX/XLSX (a zip): stops zip bombs before parsing.
+KNOWLEDGE_MAX_DECOMPRESSED_BYTES = envint("KNOWLEDGE_MAX_DECOMPRESSED_BYTES", 200 * 1024 * 1024)
+KNOWLEDGE_EXTRACT_TIMEOUT_S = envint("KNOWLEDGE_EXTRACT_TIMEOUT_S", 120)
+# Address-space limit of the child process that parses a file (a hostile file cannot take more).
+KNOWLEDGE_EXTRACT_MEMORY_BYTES = envint("KNOWLEDGE_EXTRACT_MEMORY_BYTES", 2 * 1024 * 1024 * 1024)
+# "minilm" (offline all-MiniLM-L6-v2 int8 ONNX) or "openai" (any OpenAI-compatible /embeddings).
+EMBEDDING_PROVIDER = env("EMBEDDING_PROVIDER", "minilm")
+EMBEDDING_MODEL = env(
+    "EMBEDDING_MODEL",
+    "all-MiniLM-L6-v2" if EMBEDDING_PROVIDER == "minilm" else "text-embedding-3-small",
+)
+# The size of the stored vectors: changing it needs `manage.py reindex`.
+EMBEDDING_DIMENSIONS = envint("EMBEDDING_DIMENSIONS", 384)
+EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", 32)
+EMBEDDING_THREADS = envint("EMBEDDING_THREADS", 2)  # onnxruntime intra-op threads (minilm)
+# Empty: the chat model's OPENAI_BASE_URL / OPENAI_API_KEY.
+EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
+EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")
+
+# --- Knowledge: ingestion and retrieval ------------------------------------------------------
 KNOWLEDGE_MAX_ATTEMPTS = envint("KNOWLEDGE_MAX_ATTEMPTS", 3)
-KNOWLEDGE_EMBED_BATCH = envint("KNOWLEDGE_EMBED_BATCH", 32)
 # A document queued or processing for longer than this is queued again by the beat task.
 KNOWLEDGE_STUCK_SECONDS = envint("KNOWLEDGE_STUCK_SECONDS", 1800)
 KNOWLEDGE_TASK_TIME_LIMIT = envint("KNOWLEDGE_TASK_TIME_LIMIT", 900)
@@ -285,6 +306,4 @@ CELERY_BEAT_SCHEDULE["documents-requeue-stuck"] = {
     "task": "knowledge.documents_requeue_stuck",
     "schedule": 300.0,
 }
-EMBEDDING_DIMENSIONS = envint("EMBEDDING_DIMENSIONS", 384)  # provisional until kn-extract merges
-KNOWLEDGE_MAX_UPLOAD_BYTES = envint("KNOWLEDGE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)  # provisional
 KNOWLEDGE_INGEST_QUEUE = env("KNOWLEDGE_INGEST_QUEUE", "celery")

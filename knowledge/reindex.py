@@ -54,7 +54,7 @@ def chunks_reembed(*, report: Callable[[int, int], None] | None = None) -> int:
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS chunk_embedding_hnsw")
     ids = list(Chunk.objects.order_by("pk").values_list("pk", flat=True))
-    batch_size = settings.KNOWLEDGE_EMBED_BATCH
+    batch_size = settings.EMBEDDING_BATCH_SIZE
     for start in range(0, len(ids), batch_size):
         batch = list(Chunk.objects.filter(pk__in=ids[start : start + batch_size]).only("text"))
         for chunk, vector in zip(batch, provider.embed([c.text for c in batch]), strict=True):

@@ -356,7 +356,7 @@ def embed_batches(*, document: Document, texts: list[str], report: ProgressCallb
 
     provider, embeddings = embedding_provider(), []
     total = len(texts)
-    for batch in itertools.batched(texts, settings.KNOWLEDGE_EMBED_BATCH):
+    for batch in itertools.batched(texts, settings.EMBEDDING_BATCH_SIZE):
         embeddings.extend(provider.embed(list(batch)))
         progress_record(document=document, done=len(embeddings), total=total)
         report(Progress(document.pk, document.uploader_id, "embedding", len(embeddings), total))

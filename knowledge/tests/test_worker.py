@@ -100,7 +100,7 @@ def test_bad_files_fail_with_a_reason_and_the_worker_keeps_going(collection, wor
 def test_a_worker_killed_mid_ingestion_leaves_exactly_one_chunk_set_after_redelivery(
     collection, workers
 ):
-    slow = {"KNOWLEDGE_INGEST_PAUSE_SECONDS": "1", "KNOWLEDGE_EMBED_BATCH": "2"}
+    slow = {"KNOWLEDGE_INGEST_PAUSE_SECONDS": "1", "EMBEDDING_BATCH_SIZE": "2"}
     first = workers(CELERY_VISIBILITY_TIMEOUT="2", **slow)
     document = upload_bytes(collection, LONG_TEXT, "long.md")
     wait_for(lambda: Document.objects.get(pk=document.pk).progress_done >= 2)
@@ -119,7 +119,7 @@ def test_a_worker_killed_mid_ingestion_leaves_exactly_one_chunk_set_after_redeli
 
 
 def test_the_same_task_twice_at_once_leaves_one_chunk_set(collection, workers, queue):
-    slow = {"KNOWLEDGE_INGEST_PAUSE_SECONDS": "1", "KNOWLEDGE_EMBED_BATCH": "4"}
+    slow = {"KNOWLEDGE_INGEST_PAUSE_SECONDS": "1", "EMBEDDING_BATCH_SIZE": "4"}
     workers(**slow)
     workers(**slow)
     document, _ = services.document_upload(
