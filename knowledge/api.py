@@ -30,6 +30,7 @@ class CollectionOut(Schema):
     description: str
     visibility: str
     departments: list[str]
+    writable: bool  # the caller may upload to it
     created_at: datetime
 
 
@@ -68,8 +69,14 @@ def caller(request: HttpRequest) -> Any:
     return request.auth  # type: ignore[attr-defined]
 
 
+def collection_out(collection: Collection, user: Any) -> dict[str, Any]:
+    writable = collection.owner_id == user.pk or user.is_staff
+    fields = ("id", "name", "description", "visibility", "departments", "created_at")
+    return {**{name: getattr(collection, name) for name in fields}, "writable": writable}
+
+
 @router.post("/collections", response={201: CollectionOut, **ERRORS})
-def collection_create(request: HttpRequest, payload: CollectionIn) -> Status[Collection]:
+def collection_create(request: HttpRequest, payload: CollectionIn) -> Status[dict[str, Any]]:
     collection = services.collection_create(
         owner=caller(request),
         name=payload.name,
@@ -78,12 +85,13 @@ def collection_create(request: HttpRequest, payload: CollectionIn) -> Status[Col
         group_names=payload.groups,
         departments=payload.departments,
     )
-    return Status(201, collection)
+    return Status(201, collection_out(collection, caller(request)))
 
 
 @router.get("/collections", response=list[CollectionOut])
-def collection_list(request: HttpRequest) -> list[Collection]:
-    return selectors.collection_list_for_user(user=caller(request))
+def collection_list(request: HttpRequest) -> list[dict[str, Any]]:
+    user = caller(request)
+    return [collection_out(c, user) for c in selectors.collection_list_for_user(user=user)]
 
 
 @router.post(

@@ -1,7 +1,7 @@
 """Stored files to text blocks: type detection by content, limits, isolated parsing.
 
-    extracted = document_extract(path=path, name="manual.pdf")
-    for block in extracted.blocks: ...  # Block(text, page, section)
+extracted = document_extract(path=path, name="manual.pdf")
+for block in extracted.blocks: ...  # Block(text, page, section)
 """
 
 from knowledge.extraction.detect import SUPPORTED_MEDIA_TYPES, media_type_detect

@@ -24,7 +24,7 @@ def bom_encoding(data: bytes) -> tuple[str, int] | None:
 
 
 def utf16_without_bom(data: bytes) -> str | None:
-    """"utf-16-le"/"utf-16-be" when every other byte is NUL (ASCII-range UTF-16 text)."""
+    """ "utf-16-le"/"utf-16-be" when every other byte is NUL (ASCII-range UTF-16 text)."""
     sample = data[:4096]
     if len(sample) < 4:
         return None

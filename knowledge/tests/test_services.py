@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -18,9 +17,9 @@ from knowledge.tests.conftest import chunk_set, ingest, upload
 pytestmark = pytest.mark.django_db
 
 TEXT = (
-    "# Travel policy\n\nEmployees book trains for trips under four hours. "
-    "Flights need approval from a director.\n\n## Expenses\n\nReceipts are kept for ten years.\n"
-).encode()
+    b"# Travel policy\n\nEmployees book trains for trips under four hours. "
+    b"Flights need approval from a director.\n\n## Expenses\n\nReceipts are kept for ten years.\n"
+)
 
 
 def test_the_same_file_uploaded_twice_is_one_document(collection):
@@ -32,7 +31,9 @@ def test_the_same_file_uploaded_twice_is_one_document(collection):
     assert Document.objects.count() == 1
 
 
-def test_an_upload_over_the_size_limit_is_refused_and_nothing_is_kept(collection, settings, media_root):
+def test_an_upload_over_the_size_limit_is_refused_and_nothing_is_kept(
+    collection, settings, media_root
+):
     settings.KNOWLEDGE_MAX_UPLOAD_BYTES = 1000
     with pytest.raises(TooLarge):
         upload(collection, b"x" * 600 + b"y" * 600)
@@ -119,14 +120,18 @@ def test_deleting_a_document_removes_its_chunks_and_file(collection):
     assert not path.exists()
 
 
-def test_documents_stuck_past_the_bound_are_queued_again(collection, django_capture_on_commit_callbacks, monkeypatch):
+def test_documents_stuck_past_the_bound_are_queued_again(
+    collection, django_capture_on_commit_callbacks, monkeypatch
+):
     stuck = upload(collection, TEXT, "stuck.md")
     fresh = upload(collection, TEXT + b"!", "fresh.md")
     done = ingest(collection, TEXT + b"!!", "done.md")
     long_ago = timezone.now() - timedelta(hours=2)
     Document.objects.filter(pk__in=[stuck.pk, done.pk]).update(status_changed_at=long_ago)
     queued: list[int] = []
-    monkeypatch.setattr(services, "ingest_enqueue", lambda *, document_id: queued.append(document_id))
+    monkeypatch.setattr(
+        services, "ingest_enqueue", lambda *, document_id: queued.append(document_id)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         ids = services.documents_requeue_stuck(older_than=timedelta(hours=1))
     assert ids == queued == [stuck.pk]
@@ -140,5 +145,3 @@ def test_local_files_and_directories_are_found_recursively(tmp_path: Path) -> No
     assert services.files_under([tmp_path]) == [tmp_path / "a" / "one.md", tmp_path / "two.txt"]
     with pytest.raises(InvalidInput):
         services.files_under([tmp_path / "missing"])
-
-

@@ -20,7 +20,8 @@ from knowledge.tests.conftest import DOCS_FORMATS, chunk_set
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 LONG_TEXT = "\n\n".join(
-    f"## Part {n}\n\n" + " ".join(f"Paragraph {n} sentence {m} about topic {n * m}." for m in range(40))
+    f"## Part {n}\n\n"
+    + " ".join(f"Paragraph {n} sentence {m} about topic {n * m}." for m in range(40))
     for n in range(8)
 ).encode()
 
