@@ -65,10 +65,12 @@ class DocumentAdmin(admin.ModelAdmin[Document]):
         "ingested_at",
     )
 
-    def get_form(self, request: HttpRequest, obj: Document | None = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Document | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         if obj is None:
             kwargs["form"] = DocumentUploadForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Document | None = None) -> Any:
         return self.readonly_fields if obj is not None else ()

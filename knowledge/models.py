@@ -14,7 +14,7 @@ from pgvector.django import HnswIndex, VectorField
 SEARCH_CONFIG = "english"
 
 
-class EmbeddingField(VectorField):  # type: ignore[misc]
+class EmbeddingField(VectorField):
     """A vector column sized by ``EMBEDDING_DIMENSIONS``.
 
     The size stays out of migrations (``deconstruct``): it is a deployment setting. A new

@@ -102,7 +102,8 @@ def vector_literal(embedding: Sequence[float]) -> str:
 def query_embedding(query: str) -> list[float]:
     from llm.embeddings import embedding_provider
 
-    return embedding_provider().embed([query])[0]
+    vectors: list[list[float]] = embedding_provider().embed([query])
+    return vectors[0]
 
 
 def search_params(

@@ -18,8 +18,9 @@ DOCS_FORMATS = Path(__file__).resolve().parents[3] / "shared" / "data" / "docs-f
 
 @pytest.fixture(autouse=True)
 def media_root(tmp_path: Path, settings: Any) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
+    root = tmp_path / "media"
+    settings.MEDIA_ROOT = root
+    return root
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
 import uuid
@@ -28,8 +29,9 @@ LONG_TEXT = "\n\n".join(
 
 @pytest.fixture
 def queue(settings: Any) -> str:
-    settings.KNOWLEDGE_INGEST_QUEUE = f"test-kn-{uuid.uuid4().hex[:8]}"
-    return settings.KNOWLEDGE_INGEST_QUEUE
+    name = f"test-kn-{uuid.uuid4().hex[:8]}"
+    settings.KNOWLEDGE_INGEST_QUEUE = name
+    return name
 
 
 @pytest.fixture
@@ -82,7 +84,7 @@ def test_bad_files_fail_with_a_reason_and_the_worker_keeps_going(collection, wor
     documents = [upload_bytes(collection, data, name) for name, data in bad.items()]
     good = upload_bytes(collection, b"Plain words that are fine to read.", "good.txt")
     for document in [*documents, good]:
-        wait_for(lambda d=document: settled(d.pk))
+        wait_for(functools.partial(settled, document.pk))
     outcomes = {d.filename: Document.objects.get(pk=d.pk) for d in documents}
     assert outcomes["empty.txt"].status == "failed"
     assert outcomes["image.png"].status == "failed"
