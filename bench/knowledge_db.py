@@ -20,7 +20,8 @@ def database_create(url: str, bench_url: str) -> None:
 
     name = urlsplit(bench_url).path.lstrip("/")
     with psycopg.connect(url, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        query = "SELECT 1 FROM pg_database WHERE datname = %s"
+        exists = connection.execute(query, [name]).fetchone()
         if not exists:
             connection.execute(f'CREATE DATABASE "{name}"')
 

@@ -120,7 +120,9 @@ def evaluate(
 ) -> tuple[dict[str, Any], dict[str, list[tuple[str, float]]]]:
     from knowledge.selectors import chunk_search
 
-    scores: dict[str, dict[str, list[float]]] = {m: {"ndcg@10": [], "recall@100": []} for m in MODES}
+    scores: dict[str, dict[str, list[float]]] = {
+        mode: {"ndcg@10": [], "recall@100": []} for mode in MODES
+    }
     hybrid_runs: dict[str, list[tuple[str, float]]] = {}
     for query in queries:
         relevant = qrels[query["_id"]]

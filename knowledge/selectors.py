@@ -107,11 +107,19 @@ def query_embedding(query: str) -> list[float]:
 
 
 def search_params(
-    *, user: Any, query: str, k: int, collection_ids: Sequence[int] | None, mode: SearchMode
+    *,
+    user: Any,
+    query: str,
+    k: int,
+    collection_ids: Sequence[int] | None,
+    mode: SearchMode,
+    embedding: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     candidates = max(MIN_CANDIDATES, k)
-    dims = settings.EMBEDDING_DIMENSIONS
-    embedding = query_embedding(query) if mode != "text" else [0.0] * dims
+    if mode == "text":
+        embedding = [0.0] * settings.EMBEDDING_DIMENSIONS  # unused: the branch asks for 0 rows
+    elif embedding is None:
+        embedding = query_embedding(query)
     return {
         "user_id": user.pk,
         "collection_ids": list(collection_ids) if collection_ids is not None else None,
@@ -144,14 +152,23 @@ def chunk_search(
     k: int = 8,
     collection_ids: Sequence[int] | None = None,
     mode: SearchMode = "hybrid",
+    embedding: Sequence[float] | None = None,
 ) -> list[ChunkHit]:
     """The ``k`` chunks best matching ``query`` that ``user`` may read, best first.
 
     ``mode`` "vector" or "text" runs one branch alone (for evaluation); "hybrid" fuses both.
+    ``embedding``: the query's embedding when the caller has it already (benchmarks).
     """
     if not query.strip() or k <= 0 or not getattr(user, "is_authenticated", False):
         return []
-    params = search_params(user=user, query=query, k=k, collection_ids=collection_ids, mode=mode)
+    params = search_params(
+        user=user,
+        query=query,
+        k=k,
+        collection_ids=collection_ids,
+        mode=mode,
+        embedding=embedding,
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         hnsw_settings_apply(cursor, candidates=params["vector_candidates"])
         cursor.execute(search_sql.SEARCH_SQL, params)
