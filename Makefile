@@ -68,6 +68,8 @@ check-deploy: install
 # Every benchmark in bench/; each prints its JSON and writes bench/results/<name>.json.
 bench: services
 	$(PY) -m bench.stream_load
+	$(PY) -m bench.retrieval_eval --run-out bench/results/retrieval_eval.run
+	$(PY) -m bench.retrieval_latency
 
 # Optional: SmolLM2-135M on llama.cpp (compiles for 7 to 18 minutes); then run with LOCAL_LLM=1.
 local-llm: install
