@@ -28,10 +28,9 @@ readable AS MATERIALIZED (
 )"""
 
 # Only the current version of ready documents is searchable.
-LIVE_CHUNK_SQL = """
-    FROM knowledge_chunk ch JOIN knowledge_document d ON d.id = ch.document_id
-    WHERE ch.collection_id IN (SELECT id FROM readable)
-      AND d.status = 'ready' AND ch.version = d.version"""
+LIVE_FROM = "knowledge_chunk ch JOIN knowledge_document d ON d.id = ch.document_id"
+LIVE_WHERE = """ch.collection_id IN (SELECT id FROM readable)
+          AND d.status = 'ready' AND ch.version = d.version"""
 
 # Only the constant fragments above are interpolated; every value is a query parameter.
 SEARCH_SQL = f"""
@@ -39,7 +38,8 @@ WITH {READABLE_SQL},
 vector_hits AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM (
         SELECT ch.id, ch.embedding <=> %(embedding)s::vector AS distance
-        {LIVE_CHUNK_SQL}
+        FROM {LIVE_FROM}
+        WHERE {LIVE_WHERE}
         ORDER BY ch.embedding <=> %(embedding)s::vector
         LIMIT %(vector_candidates)s
     ) nearest
@@ -52,10 +52,11 @@ query AS (
 text_hits AS (
     SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
         SELECT ch.id, ts_rank_cd(ch.search, query.q, %(normalization)s) AS score
-        {LIVE_CHUNK_SQL} AND ch.search @@ query.q
+        FROM query, {LIVE_FROM}
+        WHERE ch.search @@ query.q AND {LIVE_WHERE}
         ORDER BY score DESC
         LIMIT %(text_candidates)s
-    ) matched, query
+    ) matched
 ),
 fused AS (
     SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score,
@@ -81,7 +82,8 @@ ORDER BY fused.score DESC, ch.id
 # Exact nearest neighbours (no index), for measuring the recall of the HNSW path.
 EXACT_VECTOR_SQL = f"""
 WITH {READABLE_SQL}
-SELECT ch.id {LIVE_CHUNK_SQL}
+SELECT ch.id FROM {LIVE_FROM}
+WHERE {LIVE_WHERE}
 ORDER BY ch.embedding <=> %(embedding)s::vector
 LIMIT %(k)s
 """

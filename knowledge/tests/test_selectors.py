@@ -97,11 +97,12 @@ def test_the_vector_branch_walks_the_hnsw_index(owner):
     )
     with transaction.atomic(), connection.cursor() as cursor:
         selectors.hnsw_settings_apply(cursor, candidates=params["vector_candidates"])
-        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: make the choice visible
+        # A tiny table is cheaper to sort than to walk by index: price sorting out so the test
+        # shows the plan the query gets on a large table (bench/retrieval_latency.py).
+        cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("EXPLAIN " + search_sql.SEARCH_SQL, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "chunk_embedding_hnsw" in plan
-    assert "chunk_search_gin" in plan
+    assert "Index Scan using chunk_embedding_hnsw" in plan
 
 
 def test_someone_elses_private_collection_is_not_found(owner, stranger, collection):
