@@ -22,15 +22,14 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from knowledge.extraction.types import ExtractionError
 
-T = TypeVar("T")
 _PIPE_READ = 1 << 16
 
 
-def run_isolated(work: Callable[[], T], *, max_seconds: float, max_memory_bytes: int) -> T:
+def run_isolated[T](work: Callable[[], T], *, max_seconds: float, max_memory_bytes: int) -> T:
     """`work()` run in a child process; its ExtractionError is raised here, in the parent."""
     read_fd, write_fd = os.pipe()
     with warnings.catch_warnings():

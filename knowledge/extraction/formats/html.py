@@ -87,7 +87,7 @@ class _Walker:
             self.pre_depth += 1
         if tag == "br":
             self.buffer.append("\n")
-        elif tag in _CELLS and self.buffer:
+        elif tag in _CELLS and any(part.strip() for part in self.buffer):
             self.buffer.append(" | ")
         elif tag == "img":
             self.buffer.append(element.get("alt", ""))  # type: ignore[attr-defined]
