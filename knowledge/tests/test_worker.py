@@ -6,6 +6,7 @@ import functools
 import signal
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 LONG_TEXT = "\n\n".join(
     f"## Part {n}\n\n"
     + " ".join(f"Paragraph {n} sentence {m} about topic {n * m}." for m in range(40))
-    for n in range(8)
+    for n in range(4)
 ).encode()
 
 
@@ -123,8 +124,8 @@ def test_a_worker_killed_mid_ingestion_leaves_exactly_one_chunk_set_after_redeli
 
 def test_the_same_task_twice_at_once_leaves_one_chunk_set(collection, workers, queue):
     slow = {"KNOWLEDGE_INGEST_PAUSE_SECONDS": "1", "EMBEDDING_BATCH_SIZE": "4"}
-    workers(**slow)
-    workers(**slow)
+    with ThreadPoolExecutor(2) as pool:  # two workers, started side by side
+        list(pool.map(lambda _: workers(**slow), range(2)))
     document, _ = services.document_upload(
         uploader=collection.owner,
         collection=collection,
