@@ -56,8 +56,15 @@ def corpus_key(corpus: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def corpus_ingest(corpus: Path, *, reingest: bool) -> tuple[Any, Any, dict[str, Any]]:
-    """The bench user and collection holding the corpus, ingested now unless cached."""
+def corpus_ingest(
+    corpus: Path, *, reingest: bool, shard: tuple[int, int] = (0, 1)
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The bench user and collection holding the corpus, ingested now unless cached.
+
+    An interrupted ingestion resumes: a document already ingested is an upload of the same
+    bytes (the same document) whose ingestion is skipped. ``shard`` (i, n) takes every n-th
+    entry from the i-th, so n processes can share the work.
+    """
     from django.contrib.auth import get_user_model
 
     from knowledge import services
@@ -70,11 +77,13 @@ def corpus_ingest(corpus: Path, *, reingest: bool) -> tuple[Any, Any, dict[str, 
     entries = read_jsonl(corpus)
     if collection is not None and not reingest and ready == len(entries):
         return user, collection, {"cached": True, "documents": ready}
-    Collection.objects.filter(owner=user).delete()
-    collection = services.collection_create(owner=user, name=name)
+    if reingest or collection is None:
+        Collection.objects.filter(owner=user).delete()
+        collection = services.collection_create(owner=user, name=name)
     started = time.monotonic()
     outcomes: dict[str, int] = defaultdict(int)
-    for number, entry in enumerate(entries, 1):
+    mine = entries[shard[0] :: shard[1]]
+    for number, entry in enumerate(mine, 1):
         text = f"# {entry.get('title', '')}\n\n{entry['text']}\n".encode()
         document, _ = services.document_upload(
             uploader=user,
@@ -85,9 +94,9 @@ def corpus_ingest(corpus: Path, *, reingest: bool) -> tuple[Any, Any, dict[str, 
             enqueue=False,
         )
         outcomes[services.document_ingest(document_id=document.pk)] += 1
-        if number % 250 == 0:
+        if number % 100 == 0:
             rate = number / (time.monotonic() - started)
-            print(f"ingested {number}/{len(entries)} ({rate:.1f} docs/s)", file=sys.stderr)
+            print(f"ingested {number}/{len(mine)} ({rate:.2f} docs/s)", file=sys.stderr)
     seconds = time.monotonic() - started
     return user, collection, {"cached": False, "seconds": round(seconds, 1), **outcomes}
 
@@ -164,6 +173,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-out", type=Path, help="Write the hybrid run (TREC format) here.")
     parser.add_argument("--limit-queries", type=int, default=0, help="Only the first N queries.")
     parser.add_argument("--reingest", action="store_true", help="Ignore the cached corpus.")
+    parser.add_argument(
+        "--ingest-shard", help="i/n: only ingest every n-th entry from i, then stop."
+    )
     return parser.parse_args(argv)
 
 
@@ -173,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {args.corpus} is absent", file=sys.stderr)
         return 0
     django_setup_bench_database()
+    if args.ingest_shard:
+        index, count = (int(part) for part in args.ingest_shard.split("/"))
+        print(corpus_ingest(args.corpus, reingest=False, shard=(index, count))[2])
+        return 0
     user, collection, ingestion = corpus_ingest(args.corpus, reingest=args.reingest)
     qrels = read_qrels(args.qrels)
     queries = [q for q in read_jsonl(args.queries) if q["_id"] in qrels]

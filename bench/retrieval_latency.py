@@ -115,7 +115,7 @@ def dataset_build(owner: Any, chunks: int) -> None:
             [BENCH_USERNAME],
         )
         cursor.execute("CREATE INDEX ON source_chunks (n)")
-        params = {
+        params: dict[str, Any] = {
             "noise": NOISE,
             "dims": settings.EMBEDDING_DIMENSIONS,
             "per_document": per_document,
@@ -175,7 +175,7 @@ def measure(reader: Any, queries: list[str]) -> dict[str, Any]:
         approximate = [hit.chunk_id for hit in nearest]
         exact = chunk_search_exact_ids(user=reader, embedding=vector, k=10)
         recalls.append(len(set(approximate) & set(exact)) / max(1, len(exact)))
-    report = {
+    report: dict[str, Any] = {
         f"{mode}_ms": {
             "p50": round(statistics.median(values), 2),
             "p99": round(percentile(values, 0.99), 2),

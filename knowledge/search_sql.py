@@ -86,4 +86,4 @@ SELECT ch.id FROM {LIVE_FROM}
 WHERE {LIVE_WHERE}
 ORDER BY ch.embedding <=> %(embedding)s::vector
 LIMIT %(k)s
-"""
+"""  # noqa: S608

@@ -68,7 +68,8 @@ def test_search_finds_by_meaning_and_by_words_and_says_where(owner):
     ingest(collection, PUBLIC, "cafeteria.md")
     best = selectors.chunk_search(user=owner, query="When can I eat lunch?", k=2)[0]
     assert "cafeteria" in best.text
-    assert (best.document_title, best.collection_name) == ("cafeteria", "Mixed")  # the title read from the file
+    # The title read from the file (its name without the extension: it has no heading).
+    assert (best.document_title, best.collection_name) == ("cafeteria", "Mixed")
     assert best.vector_rank == 1
     by_word = selectors.chunk_search(user=owner, query=CANARY, k=1, mode="text")
     assert CANARY in by_word[0].text and by_word[0].text_rank == 1
