@@ -57,7 +57,12 @@ def corpus_key(corpus: Path) -> str:
 
 
 def corpus_ingest(
-    corpus: Path, *, reingest: bool, shard: tuple[int, int] = (0, 1)
+    corpus: Path,
+    *,
+    reingest: bool,
+    shard: tuple[int, int] = (0, 1),
+    first: frozenset[str] = frozenset(),
+    ingest: bool = True,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """The bench user and collection holding the corpus, ingested now unless cached.
 
@@ -75,8 +80,10 @@ def corpus_ingest(
     collection = Collection.objects.filter(owner=user, name=name).first()
     ready = Document.objects.filter(collection=collection, status="ready").count()
     entries = read_jsonl(corpus)
-    if collection is not None and not reingest and ready == len(entries):
-        return user, collection, {"cached": True, "documents": ready}
+    # Judged documents first: an ingestion cut short still leaves a fair (smaller) corpus.
+    entries.sort(key=lambda entry: entry["_id"] not in first)
+    if collection is not None and (ready == len(entries) or not ingest) and not reingest:
+        return user, collection, {"cached": True, "documents": ready, "corpus": len(entries)}
     if reingest or collection is None:
         Collection.objects.filter(owner=user).delete()
         collection = services.collection_create(owner=user, name=name)
@@ -176,6 +183,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ingest-shard", help="i/n: only ingest every n-th entry from i, then stop."
     )
+    parser.add_argument(
+        "--no-ingest", action="store_true", help="Evaluate on what is ingested already."
+    )
     return parser.parse_args(argv)
 
 
@@ -185,12 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {args.corpus} is absent", file=sys.stderr)
         return 0
     django_setup_bench_database()
+    qrels = read_qrels(args.qrels)
+    judged = frozenset(doc for docs in qrels.values() for doc in docs)
     if args.ingest_shard:
         index, count = (int(part) for part in args.ingest_shard.split("/"))
-        print(corpus_ingest(args.corpus, reingest=False, shard=(index, count))[2])
+        print(corpus_ingest(args.corpus, reingest=False, shard=(index, count), first=judged)[2])
         return 0
-    user, collection, ingestion = corpus_ingest(args.corpus, reingest=args.reingest)
-    qrels = read_qrels(args.qrels)
+    user, collection, ingestion = corpus_ingest(
+        args.corpus, reingest=args.reingest, first=judged, ingest=not args.no_ingest
+    )
     queries = [q for q in read_jsonl(args.queries) if q["_id"] in qrels]
     if args.limit_queries:
         queries = queries[: args.limit_queries]
