@@ -63,5 +63,7 @@ def chunks_reembed(*, report: Callable[[int, int], None] | None = None) -> int:
         if report:
             report(min(start + batch_size, len(ids)), len(ids))
     with connection.cursor() as cursor:
+        # Inside an outer transaction, deferred foreign-key checks must run before an index build.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(INDEX_SQL)
     return len(ids)
