@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
-from knowledge.selectors import ChunkHit, chunk_search
+from knowledge.selectors import ChunkHit, chunk_search, searchable_exists
 from llm.tokens import token_estimate
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ class Grounding:
 def grounding_build(*, user: Any, question: str, budget_tokens: int) -> Grounding:
     """The sources for ``question`` that ``user`` may read, within ``budget_tokens``."""
     try:
+        if not searchable_exists(user=user):  # one cheap query instead of embedding the question
+            return Grounding()
         hits = chunk_search(
             user=user, query=question[:MAX_QUERY_CHARS], k=settings.KNOWLEDGE_SEARCH_K
         )

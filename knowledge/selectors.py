@@ -80,6 +80,12 @@ def document_get_for_writer(*, user: Any, document_id: int) -> Document:
     return document
 
 
+def searchable_exists(*, user: Any) -> bool:
+    """Whether the user may read any ready document (else a search can skip the embedding)."""
+    readable = readable_collections(user=user)
+    return Document.objects.filter(collection__in=readable, status=Document.Status.READY).exists()
+
+
 @dataclass(frozen=True)
 class ChunkHit:
     chunk_id: int
