@@ -134,7 +134,7 @@ def recall_at(ranking: list[str], relevant: dict[str, int], k: int = 100) -> flo
 def evaluate(
     user: Any, collection: Any, queries: list[dict[str, Any]], qrels: dict[str, dict[str, int]]
 ) -> tuple[dict[str, Any], dict[str, list[tuple[str, float]]]]:
-    from knowledge.selectors import chunk_search
+    from knowledge.selectors import chunk_search, query_embedding
 
     scores: dict[str, dict[str, list[float]]] = {
         mode: {"ndcg@10": [], "recall@100": []} for mode in MODES
@@ -142,6 +142,7 @@ def evaluate(
     hybrid_runs: dict[str, list[tuple[str, float]]] = {}
     for query in queries:
         relevant = qrels[query["_id"]]
+        embedding = query_embedding(query["text"])  # once for the modes that use it
         for mode in MODES:
             hits = chunk_search(
                 user=user,
@@ -149,6 +150,7 @@ def evaluate(
                 k=CHUNKS_PER_QUERY,
                 collection_ids=[collection.pk],
                 mode=mode,  # type: ignore[arg-type]
+                embedding=embedding,
             )
             ranking = document_ranking(hits)
             docs = [doc for doc, _ in ranking]
