@@ -6,7 +6,10 @@ than k rows, or leak ranks). The vector branch walks the HNSW index with
 ``hnsw.iterative_scan = relaxed_order`` (set by the caller in the same transaction): when the
 filter rejects candidates, the scan goes on until it has enough. The full-text branch matches
 any of the query's terms (the ``websearch_to_tsquery`` ANDs become ORs, so a question phrased
-in full still finds passages) and ranks them with ``ts_rank_cd``.
+in full still finds passages) and ranks them with ``ts_rank``. ``ts_rank_cd`` (cover density)
+was measured too: it rewards query terms standing close together, which an OR of a whole
+question's terms rarely has, and it scored worse on the SciFact training queries (full-text
+nDCG@10 0.54 against 0.62, hybrid 0.71 against 0.75; bench/README.md).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ query AS (
 ),
 text_hits AS (
     SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
-        SELECT ch.id, ts_rank_cd(ch.search, query.q, %(normalization)s) AS score
+        SELECT ch.id, ts_rank(ch.search, query.q, %(normalization)s) AS score
         FROM query, {LIVE_FROM}
         WHERE ch.search @@ query.q AND {LIVE_WHERE}
         ORDER BY score DESC

@@ -19,8 +19,8 @@ SearchMode = Literal["hybrid", "vector", "text"]
 RRF_K = 60
 # How many candidates each branch hands to the fusion, at least (more when k is larger).
 MIN_CANDIDATES = 40
-# ts_rank_cd normalisation: 1 divides the rank by 1 + log(document length).
-TEXT_RANK_NORMALIZATION = 1
+# ts_rank normalisation: 0 ignores the length (chunks are all about the same size anyway).
+TEXT_RANK_NORMALIZATION = 0
 
 
 def readable_collections(*, user: Any) -> QuerySet[Collection]:
