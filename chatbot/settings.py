@@ -297,7 +297,7 @@ KNOWLEDGE_MAX_ATTEMPTS = envint("KNOWLEDGE_MAX_ATTEMPTS", 3)
 KNOWLEDGE_STUCK_SECONDS = envint("KNOWLEDGE_STUCK_SECONDS", 1800)
 KNOWLEDGE_TASK_TIME_LIMIT = envint("KNOWLEDGE_TASK_TIME_LIMIT", 900)
 KNOWLEDGE_SEARCH_K = envint("KNOWLEDGE_SEARCH_K", 6)
-KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 200)
 # At most this many prompt tokens go to retrieved sources (less when the window is small).
 KNOWLEDGE_PROMPT_TOKENS = envint("KNOWLEDGE_PROMPT_TOKENS", 2000)
 # Test hook: seconds to sleep after each embedded batch (lets a test kill a worker mid-run).
