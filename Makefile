@@ -70,6 +70,7 @@ bench: services
 	$(PY) -m bench.stream_load
 	$(PY) -m bench.retrieval_eval --run-out bench/results/retrieval_eval.run
 	$(PY) -m bench.retrieval_latency
+	$(PY) -m bench.ingest_throughput --limit 400 --embed-sample 256
 
 # Optional: SmolLM2-135M on llama.cpp (compiles for 7 to 18 minutes); then run with LOCAL_LLM=1.
 local-llm: install

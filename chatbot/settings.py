@@ -275,7 +275,7 @@ KNOWLEDGE_MAX_PAGES = envint("KNOWLEDGE_MAX_PAGES", 2000)
 # Uncompressed size of all members of a DOCX/PPTX/XLSX (a zip): stops zip bombs before parsing.
 KNOWLEDGE_MAX_DECOMPRESSED_BYTES = envint("KNOWLEDGE_MAX_DECOMPRESSED_BYTES", 200 * 1024 * 1024)
 KNOWLEDGE_EXTRACT_TIMEOUT_S = envint("KNOWLEDGE_EXTRACT_TIMEOUT_S", 120)
-# Address-space limit of the child process that parses a file (a hostile file cannot take more).
+# Address space a parse may add to the worker's own (RLIMIT_AS of the child that parses a file).
 KNOWLEDGE_EXTRACT_MEMORY_BYTES = envint("KNOWLEDGE_EXTRACT_MEMORY_BYTES", 2 * 1024 * 1024 * 1024)
 # "minilm" (offline all-MiniLM-L6-v2 int8 ONNX) or "openai" (any OpenAI-compatible /embeddings).
 EMBEDDING_PROVIDER = env("EMBEDDING_PROVIDER", "minilm")

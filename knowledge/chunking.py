@@ -3,7 +3,8 @@
 Blocks are grouped into runs of the same page and section (a chunk never spans two pages,
 so its page is exact). A run is cut into sentences, each counted once; sentences are packed
 greedily up to `target_tokens`, a chunk ends early at a paragraph boundary once it is half
-full, and the next chunk repeats the last sentences (up to `overlap_tokens`) of the one before.
+full, and the next chunk repeats the last sentences (up to `overlap_tokens`) of the one before,
+or the last words of its last sentence when that sentence alone is longer.
 A sentence longer than a chunk is split at word boundaries by counted words. Every chunk
 starts with its section path, so it stands alone, and is never over `max_tokens`.
 Work is linear in the text: each sentence and each distinct over-long word is counted once,
@@ -141,18 +142,35 @@ class _Packer:
 
     def _bodies(self, units: list[_Unit], budget: int) -> Iterator[str]:
         start = 0
+        carry: _Unit | None = None
         while start < len(units):
-            end, size = start, 0
+            if carry is not None and carry.tokens + units[start].tokens > budget:
+                carry = None
+            chunk: list[_Unit] = [carry] if carry is not None else []
+            size, end = sum(u.tokens for u in chunk), start
             while end < len(units) and size + units[end].tokens <= budget:
                 if end > start and self._paragraph_break_here(units[end], size, budget):
                     break
                 size += units[end].tokens
                 end += 1
             end = max(end, start + 1)
-            yield self._joined(units[start:end])
+            yield self._joined(chunk + units[start:end])
             if end >= len(units):
                 return
             start = self._overlap_start(units, start, end)
+            carry = self._word_tail(units[end - 1]) if start == end else None
+
+    def _word_tail(self, unit: _Unit) -> _Unit | None:
+        """The last words of a sentence too long to repeat whole, up to `overlap` tokens."""
+        tail: list[str] = []
+        size = 0
+        for word in reversed(unit.text.split()):
+            tokens = sum(t for _, t in self._word_parts(word, self.target))
+            if size + tokens > self.overlap:
+                break
+            tail.append(word)
+            size += tokens
+        return _Unit(" ".join(reversed(tail)), size, False, 0) if tail else None
 
     def _paragraph_break_here(self, unit: _Unit, size: int, budget: int) -> bool:
         """End the chunk before a paragraph that does not fit, once the chunk is half full."""

@@ -50,6 +50,7 @@ class OpenAIEmbeddingProvider:
         batch_size: int = 64,
         max_tokens: int = 8191,
         timeout: float = 60,
+        max_retries: int = 2,
     ) -> None:
         from openai import OpenAI
 
@@ -58,7 +59,7 @@ class OpenAIEmbeddingProvider:
         self._model = model
         self._batch_size = max(1, batch_size)
         self._client = OpenAI(
-            base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=2
+            base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=max_retries
         )
 
     def count_tokens(self, text: str) -> int:

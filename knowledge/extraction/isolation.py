@@ -2,18 +2,24 @@
 
 A hostile file can make a parser loop, allocate without bound or crash in C code. In a
 child process none of that reaches the Celery worker: the parent waits at most
-`max_seconds`, then kills the child; the child's `RLIMIT_AS` turns runaway allocation into
-a MemoryError. `os.fork` is used rather than multiprocessing because Celery's prefork
-children are daemonic (multiprocessing refuses to start children there) and a fresh
-interpreter would pay its imports (about 0.3 s) for every document; a fork costs a few
-milliseconds (see bench/ingest_throughput.py). The child only parses and writes its pickled
-result to a pipe, then leaves with `os._exit`, never running the parent's cleanup: a lock held
-by another thread of the parent at fork time can at worst hang the child, which the time
-limit then kills.
+`max_seconds`, then kills the child; the child's `RLIMIT_AS` (its current size plus
+`max_memory_bytes`) turns runaway allocation into a MemoryError.
+
+`os.fork` is used rather than multiprocessing because Celery's prefork children are
+daemonic (multiprocessing refuses to start children there), and the child inherits the
+parsers already imported (a fresh interpreter would import them again for every document).
+A fork copies the parent's page tables: it measured 60 ms from a 90 MB process and 200 ms
+from one holding the embedding model (350 MB) on the loaded 2-core machine, small next to
+embedding a document's chunks (see bench/README.md). The child only parses, writes its
+pickled result to a pipe and leaves with `os._exit`, never running the parent's cleanup: a
+lock held by another thread of the parent at fork time can at worst hang the child, which
+the time limit then kills.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import math
 import os
 import pickle
 import resource
@@ -38,7 +44,7 @@ def run_isolated[T](work: Callable[[], T], *, max_seconds: float, max_memory_byt
         pid = os.fork()
     if pid == 0:  # pragma: no cover (the child; its result is checked through the parent)
         os.close(read_fd)
-        _child(work, write_fd, max_memory_bytes)
+        _child(work, write_fd, max_memory_bytes, max_seconds)
     os.close(write_fd)
     payload: bytes | None = None
     try:
@@ -49,12 +55,19 @@ def run_isolated[T](work: Callable[[], T], *, max_seconds: float, max_memory_byt
     return _outcome(payload, status, max_seconds)  # type: ignore[no-any-return]
 
 
-def _child(work: Callable[[], Any], write_fd: int, max_memory_bytes: int) -> NoReturn:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _child(
+    work: Callable[[], Any], write_fd: int, max_memory_bytes: int, max_seconds: float
+) -> NoReturn:
+    faulthandler.disable()  # a crash is reported by the parent, not dumped into its output
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(signum, signal.SIG_DFL)
+    # If the parent itself is killed (Celery's hard time limit), nobody kills this child:
+    # its own alarm ends it shortly after the parent would have.
+    signal.alarm(math.ceil(max_seconds) + 5)
     code = 0
     try:
-        resource.setrlimit(resource.RLIMIT_AS, (max_memory_bytes, max_memory_bytes))
+        limit = _address_space_bytes() + max_memory_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         try:
             result: tuple[str, Any] = ("ok", work())
         except ExtractionError as exc:
@@ -70,6 +83,13 @@ def _child(work: Callable[[], Any], write_fd: int, max_memory_bytes: int) -> NoR
         code = 1
     finally:
         os._exit(code)
+
+
+def _address_space_bytes() -> int:
+    """The process's current virtual size: the limit is on what the parse adds to it, since a
+    worker holding the embedding model (and its threads' stacks) already maps a lot."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
 
 
 def _read_until(fd: int, deadline: float) -> bytes | None:

@@ -13,7 +13,7 @@ def row_text(cells: Sequence[object]) -> str:
     values = ["" if cell is None else " ".join(str(cell).split()) for cell in cells]
     while values and not values[-1]:
         values.pop()
-    return " | ".join(values) if any(values) else ""
+    return " | ".join(values).strip() if any(values) else ""
 
 
 def row_blocks(rows: Iterable[Sequence[object]], *, page: int | None, section: str) -> list[Block]:

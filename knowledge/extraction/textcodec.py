@@ -13,6 +13,7 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _ALLOWED_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+_SHORT_SAMPLE = 4096
 
 
 def bom_encoding(data: bytes) -> tuple[str, int] | None:
@@ -91,6 +92,10 @@ def _known(encoding: str | None) -> str | None:
 
 
 def _guess(data: bytes) -> str | None:
+    """A statistical guess; on a short sample that is unreliable, so windows-1252 (what
+    browsers assume for unlabelled Western text) is taken instead."""
+    if len(data) < _SHORT_SAMPLE and _decodes(data, "cp1252"):
+        return "cp1252"
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()

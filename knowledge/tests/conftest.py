@@ -74,3 +74,19 @@ def ingest(collection: Collection, data: bytes, filename: str = "notes.txt") -> 
 def chunk_set(document: Document) -> list[tuple[int, int]]:
     """(version, ordinal) of every chunk of the document."""
     return list(document.chunks.order_by("version", "ordinal").values_list("version", "ordinal"))
+
+
+@pytest.fixture(scope="session")
+def docs_formats() -> Path:
+    """`shared/data/docs-formats/` beside the repository (a corpus of edge cases)."""
+    if not DOCS_FORMATS.is_dir():
+        pytest.skip(f"sample documents not found at {DOCS_FORMATS}")
+    return DOCS_FORMATS
+
+
+@pytest.fixture(scope="session")
+def minilm() -> object:
+    """The offline MiniLM provider (about 1 s to load), shared by the session."""
+    from llm.minilm import MiniLMProvider
+
+    return MiniLMProvider(threads=1)

@@ -90,7 +90,8 @@ def _headers_footers(document: Any, blocks: BlockList, kind: str) -> None:
         part = getattr(section, kind)
         if part.is_linked_to_previous:
             continue
-        text = "\n".join(paragraph_text(p._p) for p in part.paragraphs).strip()
+        outer = part._element.xpath(".//w:p[not(ancestor::w:p)]")  # tables and boxes too
+        text = "\n".join(filter(None, (paragraph_text(p) for p in outer)))
         if text and text not in seen:
             seen.add(text)
             blocks.add(text, section="")
