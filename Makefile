@@ -77,6 +77,8 @@ bench: services
 	$(PY) -m bench.stream_load
 	$(PY) -m bench.failover_ttft
 	$(PY) -m bench.billing_overhead
+	$(PY) -m bench.retrieval_eval --run-out bench/results/retrieval_eval.run
+	$(PY) -m bench.retrieval_latency
 	$(PY) -m bench.ingest_throughput --limit 400 --embed-sample 256
 	$(PY) -m bench.history_latency
 

@@ -44,13 +44,22 @@ def worker_env() -> dict[str, str]:
     }
 
 
-def start_worker(queue: str, log_path: Path, extra_args: list[str] | None = None) -> WorkerProcess:
+def start_worker(
+    queue: str,
+    log_path: Path,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> WorkerProcess:
     cmd = [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", queue]
     cmd += ["--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
     cmd += ["-n", f"{queue}@%h", *(extra_args or [])]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            cmd, cwd=PROJECT_DIR, env=worker_env(), stdout=log, stderr=subprocess.STDOUT
+            cmd,
+            cwd=PROJECT_DIR,
+            env={**worker_env(), **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     worker = WorkerProcess(process, queue, log_path)
     deadline = time.monotonic() + 60

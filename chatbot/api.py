@@ -10,11 +10,13 @@ from billing.api import router as billing_router
 from chatbot.errors import DomainError
 from conversations.api import router as conversations_router
 from conversations.history_api import router as history_router
+from knowledge.api import router as knowledge_router
 
 api = NinjaAPI(title="chatbot API", version="1", urls_namespace="api")
 api.add_router("/", conversations_router)
 api.add_router("/", billing_router)
 api.add_router("/", history_router)
+api.add_router("/", knowledge_router)
 
 
 @api.exception_handler(DomainError)

@@ -137,7 +137,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task unacknowledged past the visibility timeout is redelivered: limits stay below it.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 1800)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
@@ -335,3 +335,20 @@ CELERY_BEAT_SCHEDULE["exports-expire"] = {
     "task": "conversations.exports_expire",
     "schedule": 3600.0,
 }
+
+# --- Knowledge: ingestion and retrieval ------------------------------------------------------
+KNOWLEDGE_MAX_ATTEMPTS = envint("KNOWLEDGE_MAX_ATTEMPTS", 3)
+# A document queued or processing for longer than this is queued again by the beat task.
+KNOWLEDGE_STUCK_SECONDS = envint("KNOWLEDGE_STUCK_SECONDS", 1800)
+KNOWLEDGE_TASK_TIME_LIMIT = envint("KNOWLEDGE_TASK_TIME_LIMIT", 900)
+KNOWLEDGE_SEARCH_K = envint("KNOWLEDGE_SEARCH_K", 6)
+KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 200)
+# At most this many prompt tokens go to retrieved sources (less when the window is small).
+KNOWLEDGE_PROMPT_TOKENS = envint("KNOWLEDGE_PROMPT_TOKENS", 2000)
+# Test hook: seconds to sleep after each embedded batch (lets a test kill a worker mid-run).
+KNOWLEDGE_INGEST_PAUSE_SECONDS = envint("KNOWLEDGE_INGEST_PAUSE_SECONDS", 0)
+CELERY_BEAT_SCHEDULE["documents-requeue-stuck"] = {
+    "task": "knowledge.documents_requeue_stuck",
+    "schedule": 300.0,
+}
+KNOWLEDGE_INGEST_QUEUE = env("KNOWLEDGE_INGEST_QUEUE", "celery")

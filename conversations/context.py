@@ -33,11 +33,17 @@ def system_prompt(conversation: Conversation) -> str:
     return prompt
 
 
-def context_build(*, conversation: Conversation, question: Message) -> Context:
-    """The prompt for answering ``question`` within the model's budget."""
+def context_build(*, conversation: Conversation, question: Message, sources: str = "") -> Context:
+    """The prompt for answering ``question`` within the model's budget.
+
+    ``sources``: retrieved passages as one system message (``grounding``), placed after the
+    system prompt; their tokens come out of the history's budget.
+    """
     system = system_prompt(conversation)
     budget = settings.CHAT_CONTEXT_WINDOW - settings.CHAT_MAX_OUTPUT_TOKENS
     budget -= message_token_estimate(system) + message_token_estimate(question.content)
+    if sources:
+        budget -= message_token_estimate(sources)
     history = message_history(
         conversation=conversation, before_id=question.pk, limit=HISTORY_SCAN_LIMIT
     )
@@ -57,6 +63,7 @@ def context_build(*, conversation: Conversation, question: Message) -> Context:
             dropped_before_id = history[-1].pk - 1
     messages = [
         ChatMessage("system", system),
+        *([ChatMessage("system", sources)] if sources else []),
         *reversed(kept),
         ChatMessage("user", question.content),
     ]

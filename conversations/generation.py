@@ -21,8 +21,9 @@ from django.db import transaction
 
 from conversations import streams
 from conversations.batcher import stream_batcher
-from conversations.context import context_build
+from conversations.context import context_build, system_prompt
 from conversations.delivery import done_payload, started_frame, turn_announce
+from conversations.grounding import citations_cited, grounding_build, sources_budget
 from conversations.metering import turn_admit_user, turn_reserve
 from conversations.models import Conversation, Message
 from conversations.moderation import (
@@ -55,10 +56,15 @@ class TurnPlan:
     messages: list[ChatMessage]
     max_tokens: int
     summarize_through_id: int | None
+    citations: tuple[dict[str, Any], ...] = ()  # the numbered sources in the prompt
 
 
-def plan_build(conversation: Conversation, question: Message, answer: Message) -> TurnPlan:
-    context = context_build(conversation=conversation, question=question)
+def plan_build(
+    conversation: Conversation, question: Message, answer: Message, user: Any = None
+) -> TurnPlan:
+    budget = sources_budget(system_prompt=system_prompt(conversation), question=question.content)
+    grounding = grounding_build(user=user, question=question.content, budget_tokens=budget)
+    context = context_build(conversation=conversation, question=question, sources=grounding.prompt)
     return TurnPlan(
         message_id=answer.pk,
         conversation_id=conversation.pk,
@@ -66,6 +72,7 @@ def plan_build(conversation: Conversation, question: Message, answer: Message) -
         messages=context.messages,
         max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
         summarize_through_id=context.dropped_before_id,
+        citations=tuple(grounding.citations),
     )
 
 
@@ -87,7 +94,7 @@ def turn_start(
         )
         if not turn.created:
             return turn, None
-        plan = plan_build(turn.conversation, turn.user_message, turn.assistant_message)
+        plan = plan_build(turn.conversation, turn.user_message, turn.assistant_message, user=user)
         turn_reserve(plan=billing_plan, user=user, turn_plan=plan)
     return turn, plan
 
@@ -158,6 +165,7 @@ def outcome_for(
         completion_tokens=completion or token_count(relay.text, model=plan.model),
         ttft_ms=round((ttft - started) * 1000) if ttft else None,
         duration_ms=round((time.monotonic() - started) * 1000),
+        citations=citations_cited(list(plan.citations), relay.text),
         **extra,
     )
 

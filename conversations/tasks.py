@@ -2,7 +2,6 @@
 
 from celery import shared_task
 
-import celery_app  # noqa: F401  (the project's app becomes current: .delay() uses its broker)
 from conversations import exports, retention, services, titles
 
 

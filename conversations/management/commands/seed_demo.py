@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 
 from chatbot.users.services import demo_user_create
 from conversations.services import conversation_with_exchange_create
+from knowledge.demo import demo_collection_seed
 
 WELCOME_QUESTION = "What can this chat do?"
 WELCOME_ANSWER = (
@@ -25,6 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         password = secrets.token_urlsafe(12)
         user = demo_user_create(username=DEMO_USERNAME, password=password)
+        self.documents_seed()
         if user is None:
             self.stdout.write(f"Demo user '{DEMO_USERNAME}' exists already (login shown once).")
             return
@@ -34,3 +36,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo staff user created. Log in with:"))
         self.stdout.write(f"  username: {DEMO_USERNAME}\n  password: {password}")
         self.stdout.write("This password is not stored anywhere else: note it now.")
+
+    def documents_seed(self) -> None:
+        outcomes = demo_collection_seed(owner_username=DEMO_USERNAME)
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        self.stdout.write(f"Demo collection (the product's documentation): {summary}.")

@@ -194,10 +194,19 @@
     return c.page ? `${name}, p. ${c.page}` : name;
   }
 
+  // A source with a document id links to its file (the endpoint checks the reader's access).
+  function citationItem(c) {
+    const label = (c?.n ? `[${c.n}] ` : "") + citationLabel(c);
+    if (!Number.isInteger(c?.document_id)) return el("li", { textContent: label });
+    const link = el("a", { href: `/api/v1/documents/${c.document_id}/file`, textContent: label });
+    if (c.snippet) link.title = String(c.snippet);
+    return el("li", {}, link);
+  }
+
   function renderCitations(li, citations) {
     li.querySelector(".msg-sources")?.remove();
     if (!citations?.length) return;
-    const items = citations.map((c) => el("li", { textContent: citationLabel(c) }));
+    const items = citations.map(citationItem);
     li.append(el("ol", { className: "msg-sources", dataset: { testid: "message-citations" } }, ...items));
   }
 

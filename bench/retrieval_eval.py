@@ -1,0 +1,231 @@
+"""Retrieval quality on a BEIR-layout corpus, through the product's ingestion and ``chunk_search``.
+
+    python -m bench.retrieval_eval --corpus F --queries F --qrels F [--run-out FILE]
+        [--limit-queries N] [--reingest]
+
+Every corpus entry becomes one small Markdown document (``# title`` + text) uploaded and
+ingested with the product's services (``document_upload`` -> ``document_ingest``: extraction,
+chunking, embedding, chunk replacement), in this process, into one collection of a bench user,
+in a bench database kept between runs (``bench.knowledge_db``). Each query then goes through
+``chunk_search`` in the three modes (hybrid, vector only, full text only); a document's score is
+its best chunk's. Prints JSON with nDCG@10 and Recall@100 per mode and writes it to
+bench/results/retrieval_eval.json; ``--run-out`` writes the hybrid ranking in TREC run format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.children import RESULTS
+from bench.knowledge_db import django_setup_bench_database
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+MODES = ("hybrid", "vector", "text")
+CHUNKS_PER_QUERY = 150  # chunks asked for, so 100 distinct documents remain in most rankings
+BENCH_USERNAME = "bench-retrieval"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    for line in path.read_text().splitlines()[1:]:
+        query_id, doc_id, score = line.split("\t")
+        qrels[query_id][doc_id] = int(score)
+    return qrels
+
+
+def corpus_key(corpus: Path) -> str:
+    """What the cached ingestion depends on: the corpus bytes and the chunking/model code."""
+    digest = hashlib.sha256(corpus.read_bytes())
+    root = Path(__file__).resolve().parent.parent
+    for name in ["knowledge/chunking.py", "llm/embeddings.py", "knowledge/models.py"]:
+        path = root / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def corpus_ingest(
+    corpus: Path,
+    *,
+    reingest: bool,
+    shard: tuple[int, int] = (0, 1),
+    first: frozenset[str] = frozenset(),
+    ingest: bool = True,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The bench user and collection holding the corpus, ingested now unless cached.
+
+    An interrupted ingestion resumes: a document already ingested is an upload of the same
+    bytes (the same document) whose ingestion is skipped. ``shard`` (i, n) takes every n-th
+    entry from the i-th, so n processes can share the work.
+    """
+    from django.contrib.auth import get_user_model
+
+    from knowledge import services
+    from knowledge.models import Collection, Document
+
+    user, _ = get_user_model().objects.get_or_create(username=BENCH_USERNAME)
+    name = f"{corpus.parent.name}-{corpus_key(corpus)}"
+    collection = Collection.objects.filter(owner=user, name=name).first()
+    ready = Document.objects.filter(collection=collection, status="ready").count()
+    entries = read_jsonl(corpus)
+    # Judged documents first: an ingestion cut short still leaves a fair (smaller) corpus.
+    entries.sort(key=lambda entry: entry["_id"] not in first)
+    if collection is not None and (ready == len(entries) or not ingest) and not reingest:
+        return user, collection, {"cached": True, "documents": ready, "corpus": len(entries)}
+    if reingest or collection is None:
+        Collection.objects.filter(owner=user).delete()
+        collection = services.collection_create(owner=user, name=name)
+    started = time.monotonic()
+    outcomes: dict[str, int] = defaultdict(int)
+    mine = entries[shard[0] :: shard[1]]
+    for number, entry in enumerate(mine, 1):
+        text = f"# {entry.get('title', '')}\n\n{entry['text']}\n".encode()
+        document, _ = services.document_upload(
+            uploader=user,
+            collection=collection,
+            chunks=[text],
+            filename=f"{entry['_id']}.md",
+            title=entry["_id"],
+            enqueue=False,
+        )
+        outcomes[services.document_ingest(document_id=document.pk)] += 1
+        if number % 100 == 0:
+            rate = number / (time.monotonic() - started)
+            print(f"ingested {number}/{len(mine)} ({rate:.2f} docs/s)", file=sys.stderr)
+    seconds = time.monotonic() - started
+    return user, collection, {"cached": False, "seconds": round(seconds, 1), **outcomes}
+
+
+def document_ranking(hits: list[Any], limit: int = 100) -> list[tuple[str, float]]:
+    """Documents in order of their best chunk (the hits are best first)."""
+    seen: dict[str, float] = {}
+    for hit in hits:
+        if hit.document_title not in seen:
+            seen[hit.document_title] = float(hit.score)
+    return list(seen.items())[:limit]
+
+
+def ndcg_at(ranking: list[str], relevant: dict[str, int], k: int = 10) -> float:
+    gains = [relevant.get(doc, 0) for doc in ranking[:k]]
+    dcg = sum(gain / math.log2(i + 2) for i, gain in enumerate(gains))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum(gain / math.log2(i + 2) for i, gain in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranking: list[str], relevant: dict[str, int], k: int = 100) -> float:
+    found = sum(1 for doc in ranking[:k] if relevant.get(doc, 0) > 0)
+    wanted = sum(1 for score in relevant.values() if score > 0)
+    return found / wanted if wanted else 0.0
+
+
+def evaluate(
+    user: Any, collection: Any, queries: list[dict[str, Any]], qrels: dict[str, dict[str, int]]
+) -> tuple[dict[str, Any], dict[str, list[tuple[str, float]]]]:
+    from knowledge.selectors import chunk_search, query_embedding
+
+    scores: dict[str, dict[str, list[float]]] = {
+        mode: {"ndcg@10": [], "recall@100": []} for mode in MODES
+    }
+    hybrid_runs: dict[str, list[tuple[str, float]]] = {}
+    for query in queries:
+        relevant = qrels[query["_id"]]
+        embedding = query_embedding(query["text"])  # once for the modes that use it
+        for mode in MODES:
+            hits = chunk_search(
+                user=user,
+                query=query["text"],
+                k=CHUNKS_PER_QUERY,
+                collection_ids=[collection.pk],
+                mode=mode,  # type: ignore[arg-type]
+                embedding=embedding,
+            )
+            ranking = document_ranking(hits)
+            docs = [doc for doc, _ in ranking]
+            scores[mode]["ndcg@10"].append(ndcg_at(docs, relevant))
+            scores[mode]["recall@100"].append(recall_at(docs, relevant))
+            if mode == "hybrid":
+                hybrid_runs[query["_id"]] = ranking
+    report = {
+        mode: {name: round(sum(values) / len(values), 4) for name, values in metrics.items()}
+        for mode, metrics in scores.items()
+    }
+    return report, hybrid_runs
+
+
+def run_write(path: Path, runs: dict[str, list[tuple[str, float]]]) -> None:
+    lines = [
+        f"{query_id} Q0 {doc_id} {rank} {score:.6f} chatbot-hybrid"
+        for query_id, ranking in runs.items()
+        for rank, (doc_id, score) in enumerate(ranking, 1)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_DATA / "corpus.jsonl")
+    parser.add_argument("--queries", type=Path, default=DEFAULT_DATA / "queries.jsonl")
+    parser.add_argument("--qrels", type=Path, default=DEFAULT_DATA / "qrels" / "train.tsv")
+    parser.add_argument("--run-out", type=Path, help="Write the hybrid run (TREC format) here.")
+    parser.add_argument("--limit-queries", type=int, default=0, help="Only the first N queries.")
+    parser.add_argument("--reingest", action="store_true", help="Ignore the cached corpus.")
+    parser.add_argument(
+        "--ingest-shard", help="i/n: only ingest every n-th entry from i, then stop."
+    )
+    parser.add_argument(
+        "--no-ingest", action="store_true", help="Evaluate on what is ingested already."
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.corpus.exists():
+        print(f"skipped: {args.corpus} is absent", file=sys.stderr)
+        return 0
+    django_setup_bench_database()
+    qrels = read_qrels(args.qrels)
+    judged = frozenset(doc for docs in qrels.values() for doc in docs)
+    if args.ingest_shard:
+        index, count = (int(part) for part in args.ingest_shard.split("/"))
+        print(corpus_ingest(args.corpus, reingest=False, shard=(index, count), first=judged)[2])
+        return 0
+    user, collection, ingestion = corpus_ingest(
+        args.corpus, reingest=args.reingest, first=judged, ingest=not args.no_ingest
+    )
+    queries = [q for q in read_jsonl(args.queries) if q["_id"] in qrels]
+    if args.limit_queries:
+        queries = queries[: args.limit_queries]
+    started = time.monotonic()
+    report, runs = evaluate(user, collection, queries, qrels)
+    result = {
+        "corpus": str(args.corpus),
+        "qrels": str(args.qrels),
+        "queries": len(queries),
+        "ingestion": ingestion,
+        "search_seconds": round(time.monotonic() - started, 1),
+        **report,
+    }
+    if args.run_out:
+        run_write(args.run_out, runs)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "retrieval_eval.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Reads. Collections and documents a client names are loaded through functions that check
+the user; retrieval filters by the same permissions inside its SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+
+from knowledge import search_sql
+from knowledge.exceptions import NotFound
+from knowledge.models import SEARCH_CONFIG, Collection, Document
+
+SearchMode = Literal["hybrid", "vector", "text"]
+RRF_K = 60
+# How many candidates each branch hands to the fusion, at least (more when k is larger).
+MIN_CANDIDATES = 40
+# ts_rank normalisation: 0 ignores the length (chunks are all about the same size anyway).
+TEXT_RANK_NORMALIZATION = 0
+
+
+def readable_collections(*, user: Any) -> QuerySet[Collection]:
+    """Collections ``user`` may read; the SQL twin is ``search_sql.READABLE_SQL``."""
+    if not getattr(user, "is_authenticated", False):
+        return Collection.objects.none()
+    restricted = Q(groups__in=user.groups.all())
+    if user.department:
+        restricted |= Q(departments__contains=[user.department])
+    allowed = (
+        Q(owner_id=user.pk)
+        | Q(visibility=Collection.Visibility.EVERYONE)
+        | (Q(visibility=Collection.Visibility.RESTRICTED) & restricted)
+    )
+    return Collection.objects.filter(pk__in=Collection.objects.filter(allowed).values("pk"))
+
+
+def collection_list_for_user(*, user: Any) -> list[Collection]:
+    """Every collection the user may read, by name (one query)."""
+    return list(readable_collections(user=user).select_related("owner"))
+
+
+def collection_get_for_user(*, user: Any, collection_id: int) -> Collection:
+    """A collection the user may read, or ``NotFound`` (also for one that exists but is not
+    theirs to read: its existence is not revealed)."""
+    try:
+        return readable_collections(user=user).get(pk=collection_id)
+    except Collection.DoesNotExist:
+        raise NotFound("collection not found") from None
+
+
+def collection_get_for_writer(*, user: Any, collection_id: int) -> Collection:
+    """A collection the user may add documents to: their own (staff: any they can read)."""
+    collection = collection_get_for_user(user=user, collection_id=collection_id)
+    if collection.owner_id != user.pk and not user.is_staff:
+        raise NotFound("collection not found")
+    return collection
+
+
+def document_get_for_user(*, user: Any, document_id: int) -> Document:
+    """A document in a collection the user may read, or ``NotFound``."""
+    readable = readable_collections(user=user)
+    try:
+        return Document.objects.select_related("collection").get(
+            pk=document_id, collection__in=readable
+        )
+    except Document.DoesNotExist:
+        raise NotFound("document not found") from None
+
+
+def document_get_for_writer(*, user: Any, document_id: int) -> Document:
+    """A document the user may delete: in their own collection, or they uploaded it, or staff."""
+    document = document_get_for_user(user=user, document_id=document_id)
+    mine = document.collection.owner_id == user.pk or document.uploader_id == user.pk
+    if not (mine or user.is_staff):
+        raise NotFound("document not found")
+    return document
+
+
+def searchable_exists(*, user: Any) -> bool:
+    """Whether the user may read any ready document (else a search can skip the embedding)."""
+    readable = readable_collections(user=user)
+    return Document.objects.filter(collection__in=readable, status=Document.Status.READY).exists()
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    chunk_id: int
+    document_id: int
+    document_title: str
+    collection_id: int
+    collection_name: str
+    page: int | None
+    section: str
+    text: str
+    score: float
+    vector_rank: int | None
+    text_rank: int | None
+
+
+def vector_literal(embedding: Sequence[float]) -> str:
+    return "[" + ",".join(f"{value:.7g}" for value in embedding) + "]"
+
+
+def query_embedding(query: str) -> list[float]:
+    from llm.embeddings import embedding_provider
+
+    vectors: list[list[float]] = embedding_provider().embed([query])
+    return vectors[0]
+
+
+def search_params(
+    *,
+    user: Any,
+    query: str,
+    k: int,
+    collection_ids: Sequence[int] | None,
+    mode: SearchMode,
+    embedding: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    candidates = max(MIN_CANDIDATES, k)
+    if mode == "text":
+        embedding = [0.0] * settings.EMBEDDING_DIMENSIONS  # unused: the branch asks for 0 rows
+    elif embedding is None:
+        embedding = query_embedding(query)
+    return {
+        "user_id": user.pk,
+        "collection_ids": list(collection_ids) if collection_ids is not None else None,
+        "embedding": vector_literal(embedding),
+        "vector_candidates": candidates if mode != "text" else 0,
+        "text_candidates": candidates if mode != "vector" else 0,
+        "config": SEARCH_CONFIG,
+        "query": query,
+        "normalization": TEXT_RANK_NORMALIZATION,
+        "rrf_k": RRF_K,
+        "k": k,
+    }
+
+
+def hnsw_settings_apply(cursor: Any, *, candidates: int) -> None:
+    """Per-transaction HNSW settings: keep scanning past filtered-out rows; a search list at
+    least as long as the rows asked for."""
+    ef_search = max(settings.KNOWLEDGE_HNSW_EF_SEARCH, candidates)
+    cursor.execute(
+        "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+        " set_config('hnsw.ef_search', %s, true)",
+        [str(ef_search)],
+    )
+
+
+def chunk_search(
+    *,
+    user: Any,
+    query: str,
+    k: int = 8,
+    collection_ids: Sequence[int] | None = None,
+    mode: SearchMode = "hybrid",
+    embedding: Sequence[float] | None = None,
+) -> list[ChunkHit]:
+    """The ``k`` chunks best matching ``query`` that ``user`` may read, best first.
+
+    ``mode`` "vector" or "text" runs one branch alone (for evaluation); "hybrid" fuses both.
+    ``embedding``: the query's embedding when the caller has it already (benchmarks).
+    """
+    if not query.strip() or k <= 0 or not getattr(user, "is_authenticated", False):
+        return []
+    params = search_params(
+        user=user,
+        query=query,
+        k=k,
+        collection_ids=collection_ids,
+        mode=mode,
+        embedding=embedding,
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        hnsw_settings_apply(cursor, candidates=params["vector_candidates"])
+        cursor.execute(search_sql.SEARCH_SQL, params)
+        rows = cursor.fetchall()
+    return [ChunkHit(*row) for row in rows]
+
+
+def chunk_search_exact_ids(*, user: Any, embedding: Sequence[float], k: int) -> list[int]:
+    """The ids of the ``k`` nearest readable chunks by an exact scan (the recall baseline)."""
+    params = {"user_id": user.pk, "collection_ids": None, "k": k}
+    params["embedding"] = vector_literal(embedding)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The exact answer: no index, every row compared.
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(search_sql.EXACT_VECTOR_SQL, params)
+        return [row[0] for row in cursor.fetchall()]

@@ -1,0 +1,119 @@
+"""Retrieval and access: a user only ever reads the collections they are allowed."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+
+from chatbot.users.tests.factories import UserFactory
+from knowledge import search_sql, selectors, services
+from knowledge.exceptions import NotFound
+from knowledge.models import Collection, Document
+from knowledge.tests.conftest import ingest
+
+pytestmark = pytest.mark.django_db
+
+CANARY = "zebracanary7781"
+SECRET = (
+    f"The launch code name is {CANARY}. Project Heron ships in March; only the board knows "
+    "the budget of the Heron programme."
+).encode()
+PUBLIC = b"The cafeteria opens at eight. Lunch is served from noon until two in the afternoon."
+
+
+def canary_found(user, query: str = f"What is {CANARY}?") -> bool:
+    hits = selectors.chunk_search(user=user, query=query, k=20)
+    return any(CANARY in hit.text for hit in hits)
+
+
+def test_a_private_canary_is_found_by_its_owner_and_by_nobody_else(
+    owner, stranger, colleague, group_member
+):
+    private = services.collection_create(owner=owner, name="Board")
+    ingest(private, SECRET)
+    ingest(services.collection_create(owner=stranger, name="Mine"), PUBLIC)
+    assert canary_found(owner)
+    for user in [stranger, colleague, group_member, UserFactory.create(is_staff=True)]:
+        for query in [CANARY, f"What is {CANARY}?", "Project Heron budget launch code name"]:
+            assert not canary_found(user, query), (user.username, query)
+
+
+def test_a_restricted_collection_is_read_by_its_groups_and_departments_only(
+    owner, stranger, colleague, group_member
+):
+    restricted = services.collection_create(
+        owner=owner,
+        name="Research",
+        visibility=Collection.Visibility.RESTRICTED,
+        group_names=["readers"],
+        departments=["research"],
+    )
+    ingest(restricted, SECRET)
+    assert canary_found(colleague)  # same department
+    assert canary_found(group_member)  # in the group
+    assert not canary_found(stranger)
+
+
+def test_a_collection_for_everyone_is_read_by_everyone(owner, stranger):
+    shared = services.collection_create(
+        owner=owner, name="Handbook", visibility=Collection.Visibility.EVERYONE
+    )
+    ingest(shared, SECRET)
+    assert canary_found(stranger)
+
+
+def test_search_finds_by_meaning_and_by_words_and_says_where(owner):
+    collection = services.collection_create(owner=owner, name="Mixed")
+    ingest(collection, SECRET, "board.md")
+    ingest(collection, PUBLIC, "cafeteria.md")
+    best = selectors.chunk_search(user=owner, query="When can I eat lunch?", k=2)[0]
+    assert "cafeteria" in best.text
+    # The title read from the file (its name without the extension: it has no heading).
+    assert (best.document_title, best.collection_name) == ("cafeteria", "Mixed")
+    assert best.vector_rank == 1
+    by_word = selectors.chunk_search(user=owner, query=CANARY, k=1, mode="text")
+    assert CANARY in by_word[0].text and by_word[0].text_rank == 1
+
+
+def test_only_ready_documents_are_searched(owner):
+    collection = services.collection_create(owner=owner, name="Drafts")
+    document = ingest(collection, SECRET)
+    Document.objects.filter(pk=document.pk).update(status=Document.Status.PROCESSING)
+    assert not canary_found(owner)
+
+
+def test_search_can_be_limited_to_some_collections(owner):
+    first = services.collection_create(owner=owner, name="First")
+    second = services.collection_create(owner=owner, name="Second")
+    ingest(first, SECRET)
+    hits = selectors.chunk_search(user=owner, query=CANARY, collection_ids=[second.pk])
+    assert hits == []
+
+
+def test_the_vector_branch_walks_the_hnsw_index(owner):
+    collection = services.collection_create(owner=owner, name="Plans")
+    ingest(collection, SECRET)
+    params = selectors.search_params(
+        user=owner, query="launch", k=8, collection_ids=None, mode="hybrid"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        selectors.hnsw_settings_apply(cursor, candidates=params["vector_candidates"])
+        # A tiny table is cheaper to sort than to walk by index: price sorting out so the test
+        # shows the plan the query gets on a large table (bench/retrieval_latency.py).
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("EXPLAIN " + search_sql.SEARCH_SQL, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using chunk_embedding_hnsw" in plan
+
+
+def test_someone_elses_private_collection_is_not_found(owner, stranger, collection):
+    with pytest.raises(NotFound):
+        selectors.collection_get_for_user(user=stranger, collection_id=collection.pk)
+    assert selectors.collection_get_for_user(user=owner, collection_id=collection.pk) == collection
+
+
+def test_listing_collections_takes_one_query(owner, django_assert_num_queries):
+    for n in range(5):
+        services.collection_create(owner=owner, name=f"c{n}")
+    with django_assert_num_queries(1):  # the groups check is a subquery
+        assert len(selectors.collection_list_for_user(user=owner)) == 5
