@@ -256,12 +256,12 @@ def dashboard(days: int) -> dict[str, Any]:
         "by_model (roll-up)": (reports.MODELS_SQL, lambda: reports.usage_by_model(span=span)),
         "totals (roll-up)": (reports.TOTALS_SQL, None),
         "ttft histogram (roll-up)": (reports.HISTOGRAM_SQL, None),
-        "users: distinct and top 10 (ledger)": (
+        "users: distinct and top 10 (user-month roll-up + ledger for 10 users)": (
             reports.USERS_SQL,
             lambda: reports.usage_users(span=span),
         ),
     }
-    params = {**span.params, "limit": 10}
+    params = {**span.params, **span.month_params, "limit": 10}
     staff, _ = get_user_model().objects.get_or_create(
         username="bench-staff", defaults={"is_staff": True, "is_superuser": True}
     )

@@ -3,6 +3,12 @@
 Two grouped scans of the days' records (aggregates, then TTFT histogram counts), both with
 ``GROUPING SETS`` so one pass yields the per-model rows and the all-models row of each day.
 The days' old rows are replaced in the same transaction: a rerun is idempotent.
+
+The same run refreshes each day's column of ``UsageUserMonth`` (per user and month: active
+days, cumulative cost): one statement per day computes every user's cost that day from the
+ledger, compares it with what the month row holds for the day, and adds the difference (new
+users' rows are inserted, unchanged ones not touched). Runs are serialised by an advisory lock,
+so beat and ``manage.py usage_rollup`` never add the same difference twice.
 """
 
 from __future__ import annotations
@@ -37,6 +43,35 @@ FROM billing_usagerecord WHERE {RANGE} AND ttft_ms IS NOT NULL
 GROUP BY GROUPING SETS (({DAY}, model, {BUCKET}), ({DAY}, {BUCKET}))
 """  # noqa: S608
 
+# %(day)s is the day of the month (1..31); %(bit)s its bit in ``days``.
+USER_MONTH_SQL = f"""
+WITH fresh AS (
+    SELECT user_id, sum(cost)::bigint AS cost FROM billing_usagerecord
+    WHERE {RANGE} AND user_id IS NOT NULL GROUP BY user_id
+), held AS (
+    SELECT user_id, cost_through[%(day)s + 1] - cost_through[%(day)s] AS cost
+    FROM billing_usageusermonth WHERE month = %(month)s AND days & %(bit)s <> 0
+), change AS (
+    SELECT user_id, fresh.user_id IS NOT NULL AS active,
+        coalesce(fresh.cost, 0) - coalesce(held.cost, 0) AS delta
+    FROM fresh FULL JOIN held USING (user_id)
+)
+INSERT INTO billing_usageusermonth AS um (user_id, month, days, cost_through)
+SELECT user_id, %(month)s, CASE WHEN active THEN %(bit)s ELSE 0 END,
+    array(SELECT CASE WHEN k > %(day)s THEN delta ELSE 0 END FROM generate_series(1, 32) AS k
+        ORDER BY k)
+FROM change
+ON CONFLICT (month, user_id) DO UPDATE SET
+    days = CASE WHEN excluded.days <> 0 THEN um.days | excluded.days
+        ELSE um.days & ~%(bit)s END,
+    cost_through = array(
+        SELECT a + b
+        FROM unnest(um.cost_through, excluded.cost_through) WITH ORDINALITY AS x(a, b, k)
+        ORDER BY k
+    )
+WHERE excluded.cost_through[32] <> 0 OR (excluded.days <> 0) <> (um.days & %(bit)s <> 0)
+"""  # noqa: S608
+
 FIELDS = (
     "requests",
     "active_users",
@@ -64,7 +99,31 @@ def grouped(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 @transaction.atomic
 def usage_rollup(*, first: date, last: date) -> int:
-    """Rebuild the roll-up rows of the days ``first`` to ``last`` (UTC); how many were written."""
+    """Rebuild the roll-up rows of the days ``first`` to ``last`` (UTC); how many were written.
+
+    Also brings those days of the per-user monthly roll-up (``UsageUserMonth``) up to date.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('billing.usage_rollup'))")
+    day = first
+    while day <= last:
+        user_month_refresh(day=day)
+        day += timedelta(days=1)
+    return daily_rebuild(first=first, last=last)
+
+
+def user_month_refresh(*, day: date) -> None:
+    params = {
+        **day_bounds(day, day),
+        "month": day.replace(day=1),
+        "day": day.day,
+        "bit": 1 << (day.day - 1),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(USER_MONTH_SQL, params)
+
+
+def daily_rebuild(*, first: date, last: date) -> int:
     params = day_bounds(first, last)
     rows: dict[tuple[date, str], UsageDaily] = {}
     for day, model, all_models, *values in grouped(AGGREGATES_SQL, params):

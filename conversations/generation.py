@@ -55,6 +55,7 @@ class TurnPlan:
     messages: list[ChatMessage]
     max_tokens: int
     summarize_through_id: int | None
+    prompt_tokens_estimate: int = 0  # the context's character-based upper estimate
 
 
 def plan_build(conversation: Conversation, question: Message, answer: Message) -> TurnPlan:
@@ -66,6 +67,7 @@ def plan_build(conversation: Conversation, question: Message, answer: Message) -
         messages=context.messages,
         max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
         summarize_through_id=context.dropped_before_id,
+        prompt_tokens_estimate=context.prompt_tokens_estimate,
     )
 
 
