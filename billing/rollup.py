@@ -4,10 +4,10 @@ Two grouped scans of the days' records (aggregates, then TTFT histogram counts),
 ``GROUPING SETS`` so one pass yields the per-model rows and the all-models row of each day.
 The days' old rows are replaced in the same transaction: a rerun is idempotent.
 
-The same run refreshes each day's column of ``UsageUserMonth`` (per user and month: active
-days, cumulative cost): one statement per day computes every user's cost that day from the
-ledger, compares it with what the month row holds for the day, and adds the difference (new
-users' rows are inserted, unchanged ones not touched). Runs are serialised by an advisory lock,
+The same run refreshes those days of ``UsageUserMonth`` (per user and month: active days,
+cumulative cost): one statement per month computes every user's cost per day from the ledger,
+compares it with what the month row holds for those days, and adds the differences (new users'
+rows are inserted, unchanged ones not touched). Runs are serialised by an advisory lock,
 so beat and ``manage.py usage_rollup`` never add the same difference twice.
 """
 
@@ -43,33 +43,41 @@ FROM billing_usagerecord WHERE {RANGE} AND ttft_ms IS NOT NULL
 GROUP BY GROUPING SETS (({DAY}, model, {BUCKET}), ({DAY}, {BUCKET}))
 """  # noqa: S608
 
-# %(day)s is the day of the month (1..31); %(bit)s its bit in ``days``.
+# Days %(first_day)s .. %(last_day)s of %(month)s (their bits: %(mask)s). Every user's cost per
+# day from the ledger is compared with what the month row holds for that day; only users with a
+# difference are written: their new active days and the running sum of the differences.
+DAY_OF_MONTH = "extract(day FROM created_at AT TIME ZONE 'UTC')::int"
 USER_MONTH_SQL = f"""
 WITH fresh AS (
-    SELECT user_id, sum(cost)::bigint AS cost FROM billing_usagerecord
-    WHERE {RANGE} AND user_id IS NOT NULL GROUP BY user_id
+    SELECT user_id, {DAY_OF_MONTH} AS day, sum(cost)::bigint AS cost FROM billing_usagerecord
+    WHERE {RANGE} AND user_id IS NOT NULL GROUP BY 1, 2
 ), held AS (
-    SELECT user_id, cost_through[%(day)s + 1] - cost_through[%(day)s] AS cost
-    FROM billing_usageusermonth WHERE month = %(month)s AND days & %(bit)s <> 0
+    SELECT user_id, day, cost_through[day + 1] - cost_through[day] AS cost
+    FROM billing_usageusermonth, generate_series(%(first_day)s, %(last_day)s) AS day
+    WHERE month = %(month)s AND days & %(mask)s <> 0 AND days & (1 << (day - 1)) <> 0
 ), change AS (
-    SELECT user_id, fresh.user_id IS NOT NULL AS active,
-        coalesce(fresh.cost, 0) - coalesce(held.cost, 0) AS delta
-    FROM fresh FULL JOIN held USING (user_id)
+    SELECT user_id, day, fresh.user_id IS NOT NULL AS active,
+        coalesce(fresh.cost, 0) - coalesce(held.cost, 0) AS delta,
+        (fresh.user_id IS NULL) <> (held.user_id IS NULL) AS flipped
+    FROM fresh FULL JOIN held USING (user_id, day)
+), per_user AS (
+    SELECT user_id, bit_or(CASE WHEN active THEN 1 << (day - 1) ELSE 0 END) AS days,
+        array_agg(day) AS changed_days, array_agg(delta) AS deltas
+    FROM change GROUP BY user_id HAVING bool_or(delta <> 0 OR flipped)
 )
 INSERT INTO billing_usageusermonth AS um (user_id, month, days, cost_through)
-SELECT user_id, %(month)s, CASE WHEN active THEN %(bit)s ELSE 0 END,
-    array(SELECT CASE WHEN k > %(day)s THEN delta ELSE 0 END FROM generate_series(1, 32) AS k
-        ORDER BY k)
-FROM change
+SELECT user_id, %(month)s, days, array(
+    SELECT (SELECT coalesce(sum(d), 0) FROM unnest(changed_days, deltas) AS x(day, d)
+            WHERE day < k)::bigint
+    FROM generate_series(1, 32) AS k ORDER BY k)
+FROM per_user
 ON CONFLICT (month, user_id) DO UPDATE SET
-    days = CASE WHEN excluded.days <> 0 THEN um.days | excluded.days
-        ELSE um.days & ~%(bit)s END,
+    days = um.days & ~%(mask)s | excluded.days,
     cost_through = array(
         SELECT a + b
         FROM unnest(um.cost_through, excluded.cost_through) WITH ORDINALITY AS x(a, b, k)
         ORDER BY k
     )
-WHERE excluded.cost_through[32] <> 0 OR (excluded.days <> 0) <> (um.days & %(bit)s <> 0)
 """  # noqa: S608
 
 FIELDS = (
@@ -105,19 +113,24 @@ def usage_rollup(*, first: date, last: date) -> int:
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('billing.usage_rollup'))")
-    day = first
-    while day <= last:
-        user_month_refresh(day=day)
-        day += timedelta(days=1)
+    start = first
+    while start <= last:  # one statement per calendar month
+        next_month = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        end = min(last, next_month - timedelta(days=1))
+        user_month_refresh(first=start, last=end)
+        start = next_month
     return daily_rebuild(first=first, last=last)
 
 
-def user_month_refresh(*, day: date) -> None:
+def user_month_refresh(*, first: date, last: date) -> None:
+    """Bring the days ``first`` to ``last`` (one month) of ``UsageUserMonth`` up to date."""
     params = {
-        **day_bounds(day, day),
-        "month": day.replace(day=1),
-        "day": day.day,
-        "bit": 1 << (day.day - 1),
+        **day_bounds(first, last),
+        "month": first.replace(day=1),
+        "first_day": first.day,
+        "last_day": last.day,
+        # bits of days first.day .. last.day, as a signed 32-bit int
+        "mask": ((1 << last.day) - 1) & -(1 << (first.day - 1)),
     }
     with connection.cursor() as cursor:
         cursor.execute(USER_MONTH_SQL, params)
