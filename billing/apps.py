@@ -2,7 +2,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 
 
 def user_created(
@@ -20,3 +20,9 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         post_save.connect(user_created, sender=settings.AUTH_USER_MODEL, dispatch_uid="billing")
+        from billing.models import Plan, Subscription
+        from billing.plan_cache import plans_changed
+
+        for signal in (post_save, post_delete):
+            for model in (Plan, Subscription):
+                signal.connect(plans_changed, sender=model, dispatch_uid=f"plans-{model.__name__}")

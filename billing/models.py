@@ -222,3 +222,29 @@ class UsageDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.model or 'all models'}"
+
+
+class UsageUserMonth(models.Model):
+    """The ledger rolled up per user and calendar month (UTC), for the dashboard's user figures.
+
+    ``days`` has bit ``d - 1`` set when the user made a counted request on day ``d``;
+    ``cost_through[k]`` (1-based, 32 entries) is their cost over days ``1 .. k - 1``, so the cost
+    of days ``lo .. hi`` is ``cost_through[hi + 1] - cost_through[lo]``. Distinct users and the
+    top users by cost over any range of days then read one row per user and month instead of
+    every record. Kept fresh with ``UsageDaily`` (``billing.rollup``): a refreshed day adds the
+    change of each user's cost that day, so a rerun changes nothing.
+    """
+
+    # Not a foreign key: the ledger keeps a deleted user's usage (as NULL); here it stays theirs.
+    user_id = models.BigIntegerField()
+    month = models.DateField(help_text="The first day of the month.")
+    days = models.IntegerField(default=0)
+    cost_through = ArrayField(models.BigIntegerField(), size=32)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["month", "user_id"], name="usage_user_month_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.month:%Y-%m}"

@@ -68,18 +68,26 @@ ESTIMATE_COST = COST_SQL.format(
     prompt="%(prompt_tokens)s::bigint", completion="%(max_output)s::bigint", model="%(model)s"
 )
 
+# The plan's limits are read here rather than passed in: the caller's plan may come from a cache
+# (the given limits apply only to a user without a subscription, i.e. on the default plan).
 RESERVE_SQL = f"""
 WITH estimate AS (
     SELECT %(prompt_tokens)s::bigint + %(max_output)s::bigint AS tokens, {ESTIMATE_COST} AS cost
+), limits AS (
+    SELECT plan.tokens_per_month AS tokens, plan.cost_cap_per_month AS cost
+    FROM billing_subscription AS sub JOIN billing_plan AS plan ON plan.id = sub.plan_id
+    WHERE sub.user_id = %(user_id)s
+    UNION ALL
+    SELECT %(token_limit)s::bigint, %(cost_cap)s::bigint
+    WHERE NOT EXISTS (SELECT FROM billing_subscription WHERE user_id = %(user_id)s)
 ), period AS (
     UPDATE billing_quotaperiod SET tokens_reserved = tokens_reserved + estimate.tokens,
         cost_reserved = cost_reserved + estimate.cost
-    FROM estimate
+    FROM estimate, limits
     WHERE user_id = %(user_id)s AND period_start = %(period_start)s
-      AND (%(token_limit)s::bigint IS NULL
-           OR tokens_used + tokens_reserved + estimate.tokens <= %(token_limit)s::bigint)
-      AND (%(cost_cap)s::bigint IS NULL
-           OR cost_used + cost_reserved + estimate.cost <= %(cost_cap)s::bigint)
+      AND (limits.tokens IS NULL
+           OR tokens_used + tokens_reserved + estimate.tokens <= limits.tokens)
+      AND (limits.cost IS NULL OR cost_used + cost_reserved + estimate.cost <= limits.cost)
     RETURNING billing_quotaperiod.id
 )
 INSERT INTO billing_usagerecord (request_id, user_id, conversation_id, message_id, period_id,

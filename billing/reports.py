@@ -1,9 +1,10 @@
-"""Reads for the staff dashboard: the daily roll-up (``UsageDaily``) plus two live range scans.
+"""Reads for the staff dashboard: the roll-ups (``UsageDaily``, ``UsageUserMonth``).
 
-Per-day and per-model figures come from the roll-up: a few hundred rows for a year, whatever the
-size of the ledger. Distinct users over the range and the top users by cost cannot be summed from
-days, so they are read live from the ledger, in one index-only scan of ``usage_created`` (it
-includes user, cost and tokens). Timings over 1,000,000 records: bench/README.md.
+Per-day and per-model figures come from the daily roll-up: a few hundred rows for a year,
+whatever the size of the ledger. Distinct users over the range and the top users by cost cannot
+be summed from days; they come from the per-user monthly roll-up (one row per user and month),
+and only the top users' request and token counts are read from the ledger (by user).
+Timings over 1,000,000 records: bench/README.md.
 """
 
 from __future__ import annotations
@@ -50,17 +51,32 @@ SELECT coalesce(array_agg(total ORDER BY bucket), '{{}}') FROM (
 ) AS merged
 """  # noqa: S608
 
-# One scan for both: every user's total (hash aggregate), counted, then the costliest kept.
+# Each month row counts for the range's days in it: the masks keep the range's days of the first
+# and last month (-1: all), the cumulative costs give the cost of those days. Every user's total
+# (hash aggregate), counted, then the costliest kept.
+LO = "CASE WHEN month = %(first_month)s THEN %(first_day)s ELSE 1 END"
+HI = "CASE WHEN month = %(last_month)s THEN %(last_day)s ELSE 31 END"
 USERS_SQL = f"""
-SELECT top.user_id, coalesce(u.username, '(deleted)') AS username, top.requests, top.tokens,
-    top.cost, top.active_users
+SELECT top.user_id, coalesce(u.username, '(deleted)') AS username, top.cost, top.active_users
 FROM (
-    SELECT user_id, count(*) AS requests, sum(prompt_tokens + completion_tokens)::bigint AS tokens,
-        sum(cost)::bigint AS cost, count(*) OVER () AS active_users
-    FROM billing_usagerecord WHERE {RANGE}
-    GROUP BY user_id ORDER BY sum(cost) DESC, user_id LIMIT %(limit)s
+    SELECT user_id, cost, count(*) OVER () AS active_users FROM (
+        SELECT user_id, sum(cost_through[{HI} + 1] - cost_through[{LO}])::bigint AS cost
+        FROM billing_usageusermonth
+        WHERE month >= %(first_month)s AND month <= %(last_month)s
+          AND days & CASE WHEN month = %(first_month)s THEN %(first_mask)s ELSE -1 END
+              & CASE WHEN month = %(last_month)s THEN %(last_mask)s ELSE -1 END <> 0
+        GROUP BY user_id
+    ) AS per_user
+    ORDER BY cost DESC, user_id LIMIT %(limit)s
 ) AS top LEFT JOIN users_user AS u ON u.id = top.user_id
 ORDER BY top.cost DESC, top.user_id
+"""  # noqa: S608
+
+# The few top users' requests and tokens, from the ledger through ``usage_user_created``.
+USER_COUNTS_SQL = f"""
+SELECT user_id, count(*) AS requests, sum(prompt_tokens + completion_tokens)::bigint AS tokens
+FROM billing_usagerecord WHERE user_id = ANY(%(ids)s) AND {RANGE}
+GROUP BY user_id
 """  # noqa: S608
 
 
@@ -74,6 +90,18 @@ class DateRange:
         start = datetime.combine(self.first, time.min, tzinfo=UTC)
         end = datetime.combine(self.last + timedelta(days=1), time.min, tzinfo=UTC)
         return {"first": self.first, "last": self.last, "start": start, "end": end}
+
+    @property
+    def month_params(self) -> dict[str, Any]:
+        """Bounds in ``UsageUserMonth`` terms: months, days of month, and their day masks."""
+        return {
+            "first_month": self.first.replace(day=1),
+            "last_month": self.last.replace(day=1),
+            "first_day": self.first.day,
+            "last_day": self.last.day,
+            "first_mask": -(1 << (self.first.day - 1)),  # bits of days first.day .. 31
+            "last_mask": (1 << self.last.day) - 1,  # bits of days 1 .. last.day
+        }
 
 
 def rows(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,6 +144,11 @@ class UsersInRange:
 
 
 def usage_users(*, span: DateRange, limit: int = 10) -> UsersInRange:
-    """Distinct users in the range and the ones who cost the most: one scan of the ledger."""
-    top = rows(USERS_SQL, {**span.params, "limit": limit})
+    """Distinct users in the range and the ones who cost the most (two queries)."""
+    top = rows(USERS_SQL, {**span.month_params, "limit": limit})
+    ids = [row["user_id"] for row in top]
+    counts = {row["user_id"]: row for row in rows(USER_COUNTS_SQL, {**span.params, "ids": ids})}
+    for row in top:
+        found = counts.get(row["user_id"], {})
+        row["requests"], row["tokens"] = found.get("requests", 0), found.get("tokens", 0)
     return UsersInRange(active=top[0]["active_users"] if top else 0, top=top)

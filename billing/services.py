@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billing.exceptions import QuotaExceeded, RateLimited
 from billing.models import Plan, Subscription, UsageRecord
+from billing.plan_cache import plan_for_user_cached
 from billing.quota_sql import (
     Reservation,
     period_ensure_locked,
@@ -23,7 +24,6 @@ from billing.selectors import (
     period_reset_at,
     period_start_of,
     plan_default,
-    plan_for_user,
     plan_get_by_name,
     user_rate_key,
 )
@@ -67,9 +67,10 @@ def plan_assign(*, user_id: int, plan: Plan) -> Subscription:
 def turn_admit(*, user_id: int) -> Plan:
     """The rate limit of a new turn (one Redis round trip); returns the user's plan.
 
-    Raises ``RateLimited`` with the wait when the user's bucket is empty.
+    The plan comes from a short per-process cache (``billing.plan_cache``): no database trip on
+    most turns. Raises ``RateLimited`` with the wait when the user's bucket is empty.
     """
-    plan = plan_for_user(user_id=user_id)
+    plan = plan_for_user_cached(user_id=user_id)
     decision = rate_limit_hit(key=user_rate_key(user_id), rate_per_minute=plan.requests_per_minute)
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
@@ -102,7 +103,9 @@ def quota_reserve(*, plan: Plan, request: TurnRequest) -> int:
 
     Call inside the transaction that begins the turn: a refusal (``QuotaExceeded``, with the
     reset time) rolls the turn back. The guarded update cannot take the period past its budget
-    however many requests race; a first request of the month creates the period row.
+    however many requests race; a first request of the month creates the period row. The limits
+    are the subscription's plan as the statement reads it (``plan``'s only for a user without a
+    subscription), so a cached ``plan`` never lets a turn past a lowered quota.
     """
     start = period_start_of(timezone.now())
     reservation = Reservation(

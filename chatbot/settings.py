@@ -301,6 +301,8 @@ ANON_REQUESTS_PER_MINUTE = envint("ANON_REQUESTS_PER_MINUTE", 60)
 BILLING_ENABLED = envbool("BILLING_ENABLED", True)
 # The plan new users get.
 BILLING_DEFAULT_PLAN = env("BILLING_DEFAULT_PLAN", "free")
+# How long a process reuses a user's plan for the rate limit (quotas always read it afresh).
+BILLING_PLAN_CACHE_SECONDS = envint("BILLING_PLAN_CACHE_SECONDS", 5)
 CELERY_BEAT_SCHEDULE["usage-rollup"] = {"task": "billing.usage_rollup", "schedule": 60.0}
 
 # --- Knowledge: extraction limits and embeddings ----------------------------------------------

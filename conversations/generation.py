@@ -57,6 +57,7 @@ class TurnPlan:
     max_tokens: int
     summarize_through_id: int | None
     citations: tuple[dict[str, Any], ...] = ()  # the numbered sources in the prompt
+    prompt_tokens_estimate: int = 0  # the context's character-based upper estimate
 
 
 def plan_build(
@@ -73,6 +74,7 @@ def plan_build(
         max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
         summarize_through_id=context.dropped_before_id,
         citations=tuple(grounding.citations),
+        prompt_tokens_estimate=context.prompt_tokens_estimate,
     )
 
 

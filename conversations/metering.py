@@ -14,7 +14,6 @@ from billing.models import Plan
 from billing.selectors import models_offered, plan_for_user
 from billing.services import TurnRequest, TurnUsage, quota_reserve, turn_admit, usage_settle
 from llm.registry import chat_models
-from llm.tokens import MESSAGE_OVERHEAD_TOKENS, token_count
 
 if TYPE_CHECKING:
     from conversations.generation import TurnPlan
@@ -30,10 +29,10 @@ def turn_reserve(*, plan: Plan | None, user: Any, turn_plan: TurnPlan) -> None:
     """Reserve the turn's estimate on the user's quota (raises ``QuotaExceeded``)."""
     if plan is None:
         return
-    prompt = sum(
-        token_count(m.content, model=turn_plan.model) + MESSAGE_OVERHEAD_TOKENS
-        for m in turn_plan.messages
-    )
+    # The context's character-based estimate errs high, which is what a reservation needs, and
+    # costs nothing here: no tokenizer over the whole history inside the begin transaction.
+    # Settle bills the provider's count (or the tokenizer's) instead.
+    prompt = turn_plan.prompt_tokens_estimate
     request = TurnRequest(
         user_id=user.pk,
         conversation_id=turn_plan.conversation_id,

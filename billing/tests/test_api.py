@@ -14,14 +14,15 @@ pytestmark = pytest.mark.django_db
 
 
 def test_usage_shows_the_current_period_and_what_is_left(client):
-    user = user_on(plan_make(tokens_per_month=10_000, requests_per_minute=30))
+    # A slow refill (one request per 20 s), so a loaded machine cannot refill it before the GET.
+    user = user_on(plan_make(tokens_per_month=10_000, requests_per_minute=3))
     QuotaPeriod.objects.create(
         user=user,
         period_start=period_start_of(timezone.now()),
         tokens_used=1200,
         tokens_reserved=800,
     )
-    rate_limit_hit(key=user_rate_key(user.pk), rate_per_minute=30)
+    rate_limit_hit(key=user_rate_key(user.pk), rate_per_minute=3)
     client.force_login(user)
 
     body = client.get("/api/v1/usage").json()
@@ -34,9 +35,9 @@ def test_usage_shows_the_current_period_and_what_is_left(client):
     assert body["tokens_limit"] == 10_000
     assert body["reset_at"].endswith("-01T00:00:00Z") or "+00:00" in body["reset_at"]
     assert body["rate_limit"] == {
-        "requests_per_minute": 30,
-        "limit": 30,
-        "remaining": 29,
+        "requests_per_minute": 3,
+        "limit": 3,
+        "remaining": 2,
         "retry_after": 0.0,
     }
 

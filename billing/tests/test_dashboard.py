@@ -134,7 +134,7 @@ def test_the_page_renders_charts_and_totals_for_staff(
     ledger, admin_client, django_assert_max_num_queries
 ):
     # Session, user, then five report queries: the count does not grow with the ledger.
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         response = admin_client.get(URL, {"start": DAY1.date(), "end": DAY2.date()})
     page = response.content.decode()
     assert response.status_code == 200
