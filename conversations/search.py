@@ -1,8 +1,10 @@
 """Full-text search over a user's own conversation titles and messages (PostgreSQL only).
 
-One SQL statement per page. The stored search vectors carry an owner lexeme (see
-``conversations.models.SearchDocument``), so the GIN index finds "this user's rows with these
-words" in one index scan, whatever other users wrote. Matches are ranked with ``ts_rank``; only
+One SQL statement per page. The GIN indexes hold the search vectors' lexemes prefixed with the
+owner's id (see ``conversations.models.OWNED_SEARCH_FUNCTION``) and the query's lexemes get the
+same prefix, so one index scan finds "this user's rows with these words" and reads only this
+user's postings, whatever other users wrote. The plain vector then checks the match exactly
+(phrases need positions, which the prefixed form drops). Matches are ranked with ``ts_rank``; only
 the rows of the page get a ``ts_headline`` snippet (the costly part). Ranking needs every
 match, so a very common word is ranked among its first ``SEARCH_MAX_CANDIDATES`` matches only
 (``approximate`` then says so).
@@ -59,21 +61,29 @@ class SearchPage(Page[SearchHit]):
 SEARCH_SQL = """
 WITH q AS (
     SELECT websearch_to_tsquery(%(config)s::regconfig, %(q)s) AS words
-), owned AS (
-    SELECT words, words && quote_literal(%(owner_lexeme)s)::tsquery AS query FROM q
+)
+-- A query without a positive word (only "-word") cannot use the index by itself: it is then
+-- also required to match the owner lexeme, which bounds the scan to this user's rows.
+, owned AS (
+    SELECT words, search_owned_query(
+        CASE WHEN querytree(words) = 'T' THEN words && quote_literal(%(owner_lexeme)s)::tsquery
+        ELSE words END, %(owner_id)s) AS query
+    FROM q
     WHERE numnode(words) > 0
 ), candidates AS (
     (SELECT m.id, m.conversation_id, ts_rank(m.search, owned.words) AS rank, 0 AS kind
      FROM conversations_message m
      JOIN conversations_conversation c ON c.id = m.conversation_id, owned
-     WHERE m.search @@ owned.query AND m.status <> 'failed' AND m.role <> 'system'
+     WHERE search_owned(m.search, m.owner_id) @@ owned.query AND m.search @@ owned.words
+       AND m.owner_id = %(owner_id)s AND m.status <> 'failed' AND m.role <> 'system'
        AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL {conversation_filters}
        {message_filters}
      LIMIT %(max_candidates)s)
     UNION ALL
     (SELECT c.id, c.id, ts_rank(c.title_search, owned.words) * 2, 1
      FROM conversations_conversation c, owned
-     WHERE c.title_search @@ owned.query AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL
+     WHERE search_owned(c.title_search, c.owner_id) @@ owned.query
+       AND c.title_search @@ owned.words AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL
        {conversation_filters}
        {title_filters}
      LIMIT %(max_candidates)s)
@@ -176,12 +186,25 @@ def conversation_search(
     system messages are never searched.
     """
     limit = page_limit(limit)
+    sql, params = search_statement(
+        user_id=int(user.pk), query=query, filters=filters, cursor=cursor, limit=limit
+    )
+    with connection.cursor() as db_cursor:
+        db_cursor.execute(sql, params)
+        rows = db_cursor.fetchall()
+    return search_page(rows, limit)
+
+
+def search_statement(
+    *, user_id: int, query: str, filters: SearchFilters | None, cursor: str | None, limit: int
+) -> tuple[str, dict[str, Any]]:
+    """The SQL of one search page (``limit`` hits plus one to tell whether more follow)."""
     params: dict[str, Any] = {
         "config": SEARCH_CONFIG,
         "q": query_validate(query),
-        "owner_lexeme": f"{OWNER_LEXEME}{int(user.pk)}",
+        "owner_lexeme": f"{OWNER_LEXEME}{user_id}",
         # Also on the conversation join: the planner then reads only this user's conversations.
-        "owner_id": int(user.pk),
+        "owner_id": user_id,
         "max_candidates": settings.SEARCH_MAX_CANDIDATES,
         "limit": limit + 1,
         "mark_start": MARK_START,
@@ -195,10 +218,7 @@ def conversation_search(
         title_filters=title_sql,
         keyset=keyset_sql(cursor, params),
     )
-    with connection.cursor() as db_cursor:
-        db_cursor.execute(sql, params)
-        rows = db_cursor.fetchall()
-    return search_page(rows, limit)
+    return sql, params
 
 
 def search_page(rows: list[tuple[Any, ...]], limit: int) -> SearchPage:
