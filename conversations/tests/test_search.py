@@ -228,7 +228,7 @@ def test_the_index_form_of_a_query_prefixes_lexemes_and_loosens_phrases() -> Non
         cursor.execute(
             "SELECT search_owned_query($$'jump':* & ('it''s' <-> 'dog') | 'cat':A & !'cow'$$, 7)"
         )
-        (text,) = cursor.fetchone()  # type: ignore[misc]
+        (text,) = cursor.fetchone()
     # The negation is left to the exact check on the plain vector; the phrase becomes AND.
     assert text == "'7:jump':* & '7:it''s' & '7:dog' | '7:cat':A"
 
@@ -252,8 +252,8 @@ def test_the_search_statements_predicates_are_answered_by_the_owner_prefixed_ind
     assert predicate in sql
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute(
-            f"EXPLAIN SELECT 1 FROM {table}, (SELECT search_owned_query("
+        cursor.execute(  # the table and predicate are this test's own constants
+            f"EXPLAIN SELECT 1 FROM {table}, (SELECT search_owned_query("  # noqa: S608
             f"websearch_to_tsquery('english', 'invoice'), %s) AS query) owned WHERE {predicate}",
             [alice.pk],
         )
