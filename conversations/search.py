@@ -58,23 +58,27 @@ class SearchPage(Page[SearchHit]):
     approximate: bool = False
 
 
-SEARCH_SQL = """
-WITH q AS (
-    SELECT websearch_to_tsquery(%(config)s::regconfig, %(q)s) AS words
+# The query's words, and their owner-prefixed index form. Both are written out inline (not
+# taken from a CTE) so PostgreSQL folds them to constants when planning: it then estimates
+# from the index's statistics how many rows a word matches and scans the GIN index, instead
+# of reading every message of the user and testing each one. A query without a positive word
+# (only "-word") cannot use the index by itself: it then also requires the owner lexeme.
+WORDS_SQL = "websearch_to_tsquery(%(config)s::regconfig, %(q)s)"
+OWNED_SQL = (
+    f"search_owned_query(CASE WHEN querytree({WORDS_SQL}) = 'T'"
+    f" THEN {WORDS_SQL} && quote_literal(%(owner_lexeme)s)::tsquery ELSE {WORDS_SQL} END,"
+    " %(owner_id)s)"
 )
--- A query without a positive word (only "-word") cannot use the index by itself: it is then
--- also required to match the owner lexeme, which bounds the scan to this user's rows.
-, owned AS (
-    SELECT words, search_owned_query(
-        CASE WHEN querytree(words) = 'T' THEN words && quote_literal(%(owner_lexeme)s)::tsquery
-        ELSE words END, %(owner_id)s) AS query
-    FROM q
-    WHERE numnode(words) > 0
+
+SEARCH_SQL = """
+WITH owned AS (
+    SELECT {words} AS words WHERE numnode({words}) > 0
 ), candidates AS (
     (SELECT m.id, m.conversation_id, ts_rank(m.search, owned.words) AS rank, 0 AS kind
      FROM conversations_message m
      JOIN conversations_conversation c ON c.id = m.conversation_id, owned
-     WHERE search_owned(m.search, m.owner_id) @@ owned.query AND m.search @@ owned.words
+     WHERE numnode({words}) > 0  -- only stop words: no scan at all
+       AND search_owned(m.search, m.owner_id) @@ {owned} AND m.search @@ {words}
        AND m.owner_id = %(owner_id)s AND m.status <> 'failed' AND m.role <> 'system'
        AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL {conversation_filters}
        {message_filters}
@@ -82,8 +86,8 @@ WITH q AS (
     UNION ALL
     (SELECT c.id, c.id, ts_rank(c.title_search, owned.words) * 2, 1
      FROM conversations_conversation c, owned
-     WHERE search_owned(c.title_search, c.owner_id) @@ owned.query
-       AND c.title_search @@ owned.words AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL
+     WHERE numnode({words}) > 0 AND search_owned(c.title_search, c.owner_id) @@ {owned}
+       AND c.title_search @@ {words} AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL
        {conversation_filters}
        {title_filters}
      LIMIT %(max_candidates)s)
@@ -217,6 +221,8 @@ def search_statement(
         message_filters=message_sql,
         title_filters=title_sql,
         keyset=keyset_sql(cursor, params),
+        words=WORDS_SQL,
+        owned=OWNED_SQL,
     )
     return sql, params
 

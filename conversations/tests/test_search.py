@@ -247,14 +247,14 @@ def test_the_index_form_of_a_query_prefixes_lexemes_and_loosens_phrases() -> Non
 def test_the_search_statements_predicates_are_answered_by_the_owner_prefixed_indexes(
     alice: Any, table: str, predicate: str, index: str
 ) -> None:
-    predicate += " @@ owned.query"
+    predicate += " @@ search_owned_query("
     sql, _ = search_statement(user_id=alice.pk, query="x", filters=None, cursor=None, limit=20)
     assert predicate in sql
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(  # the table and predicate are this test's own constants
-            f"EXPLAIN SELECT 1 FROM {table}, (SELECT search_owned_query("  # noqa: S608
-            f"websearch_to_tsquery('english', 'invoice'), %s) AS query) owned WHERE {predicate}",
+            f"EXPLAIN SELECT 1 FROM {table}"  # noqa: S608
+            f" WHERE {predicate}websearch_to_tsquery('english', 'invoice'), %s)",
             [alice.pk],
         )
         plan = "\n".join(row[0] for row in cursor.fetchall())
