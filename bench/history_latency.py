@@ -133,7 +133,7 @@ def database_facts(url: str) -> dict[str, Any]:
         messages = conn.execute(
             "SELECT reltuples::bigint FROM pg_class WHERE relname = %s", ("conversations_message",)
         )
-        index_size = conn.execute("SELECT pg_size_pretty(pg_relation_size('message_search'))")
+        index_size = conn.execute("SELECT pg_size_pretty(pg_relation_size('message_search_owned'))")
         return {
             "database_size": size.fetchone()[0],  # type: ignore[index]
             "conversations": conversations.fetchone()[0],  # type: ignore[index]

@@ -1,8 +1,10 @@
 """Full-text search over a user's own conversation titles and messages (PostgreSQL only).
 
-One SQL statement per page. The stored search vectors carry an owner lexeme (see
-``conversations.models.SearchDocument``), so the GIN index finds "this user's rows with these
-words" in one index scan, whatever other users wrote. Matches are ranked with ``ts_rank``; only
+One SQL statement per page. The GIN indexes hold the search vectors' lexemes prefixed with the
+owner's id (see ``conversations.models.OWNED_SEARCH_FUNCTION``) and the query's lexemes get the
+same prefix, so one index scan finds "this user's rows with these words" and reads only this
+user's postings, whatever other users wrote. The plain vector then checks the match exactly
+(phrases need positions, which the prefixed form drops). Matches are ranked with ``ts_rank``; only
 the rows of the page get a ``ts_headline`` snippet (the costly part). Ranking needs every
 match, so a very common word is ranked among its first ``SEARCH_MAX_CANDIDATES`` matches only
 (``approximate`` then says so).
@@ -56,24 +58,36 @@ class SearchPage(Page[SearchHit]):
     approximate: bool = False
 
 
+# The query's words, and their owner-prefixed index form. Both are written out inline (not
+# taken from a CTE) so PostgreSQL folds them to constants when planning: it then estimates
+# from the index's statistics how many rows a word matches and scans the GIN index, instead
+# of reading every message of the user and testing each one. A query without a positive word
+# (only "-word") cannot use the index by itself: it then also requires the owner lexeme.
+WORDS_SQL = "websearch_to_tsquery(%(config)s::regconfig, %(q)s)"
+OWNED_SQL = (
+    f"search_owned_query(CASE WHEN querytree({WORDS_SQL}) = 'T'"
+    f" THEN {WORDS_SQL} && quote_literal(%(owner_lexeme)s)::tsquery ELSE {WORDS_SQL} END,"
+    " %(owner_id)s)"
+)
+
 SEARCH_SQL = """
-WITH q AS (
-    SELECT websearch_to_tsquery(%(config)s::regconfig, %(q)s) AS words
-), owned AS (
-    SELECT words, words && quote_literal(%(owner_lexeme)s)::tsquery AS query FROM q
-    WHERE numnode(words) > 0
+WITH owned AS (
+    SELECT {words} AS words WHERE numnode({words}) > 0
 ), candidates AS (
     (SELECT m.id, m.conversation_id, ts_rank(m.search, owned.words) AS rank, 0 AS kind
      FROM conversations_message m
      JOIN conversations_conversation c ON c.id = m.conversation_id, owned
-     WHERE m.search @@ owned.query AND m.status <> 'failed' AND m.role <> 'system'
+     WHERE numnode({words}) > 0  -- only stop words: no scan at all
+       AND search_owned(m.search, m.owner_id) @@ {owned} AND m.search @@ {words}
+       AND m.owner_id = %(owner_id)s AND m.status <> 'failed' AND m.role <> 'system'
        AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL {conversation_filters}
        {message_filters}
      LIMIT %(max_candidates)s)
     UNION ALL
     (SELECT c.id, c.id, ts_rank(c.title_search, owned.words) * 2, 1
      FROM conversations_conversation c, owned
-     WHERE c.title_search @@ owned.query AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL
+     WHERE numnode({words}) > 0 AND search_owned(c.title_search, c.owner_id) @@ {owned}
+       AND c.title_search @@ {words} AND c.owner_id = %(owner_id)s AND c.deleted_at IS NULL
        {conversation_filters}
        {title_filters}
      LIMIT %(max_candidates)s)
@@ -176,12 +190,25 @@ def conversation_search(
     system messages are never searched.
     """
     limit = page_limit(limit)
+    sql, params = search_statement(
+        user_id=int(user.pk), query=query, filters=filters, cursor=cursor, limit=limit
+    )
+    with connection.cursor() as db_cursor:
+        db_cursor.execute(sql, params)
+        rows = db_cursor.fetchall()
+    return search_page(rows, limit)
+
+
+def search_statement(
+    *, user_id: int, query: str, filters: SearchFilters | None, cursor: str | None, limit: int
+) -> tuple[str, dict[str, Any]]:
+    """The SQL of one search page (``limit`` hits plus one to tell whether more follow)."""
     params: dict[str, Any] = {
         "config": SEARCH_CONFIG,
         "q": query_validate(query),
-        "owner_lexeme": f"{OWNER_LEXEME}{int(user.pk)}",
+        "owner_lexeme": f"{OWNER_LEXEME}{user_id}",
         # Also on the conversation join: the planner then reads only this user's conversations.
-        "owner_id": int(user.pk),
+        "owner_id": user_id,
         "max_candidates": settings.SEARCH_MAX_CANDIDATES,
         "limit": limit + 1,
         "mark_start": MARK_START,
@@ -194,11 +221,10 @@ def conversation_search(
         message_filters=message_sql,
         title_filters=title_sql,
         keyset=keyset_sql(cursor, params),
+        words=WORDS_SQL,
+        owned=OWNED_SQL,
     )
-    with connection.cursor() as db_cursor:
-        db_cursor.execute(sql, params)
-        rows = db_cursor.fetchall()
-    return search_page(rows, limit)
+    return sql, params
 
 
 def search_page(rows: list[tuple[Any, ...]], limit: int) -> SearchPage:

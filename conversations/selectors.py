@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 
 from conversations.exceptions import InvalidInput, NotFound
 from conversations.models import Conversation, Message
@@ -80,8 +81,10 @@ def conversation_list(
             updated_at, last_id = datetime.fromisoformat(updated_raw), int(id_raw)
         except ValueError:
             raise InvalidInput("invalid cursor") from None
+        # A row comparison, not "a < x OR (a = x AND b < y)": PostgreSQL starts the index scan
+        # at the cursor instead of reading and discarding every row of the earlier pages.
         queryset = queryset.filter(
-            Q(updated_at__lt=updated_at) | Q(updated_at=updated_at, id__lt=last_id)
+            TupleLessThan(Tuple(F("updated_at"), F("id")), (updated_at, last_id))
         )
     rows = list(queryset.order_by("-updated_at", "-id")[: limit + 1])
     more = len(rows) > limit

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -13,7 +14,12 @@ from chatbot.users.tests.factories import UserFactory
 from conversations.exceptions import InvalidInput
 from conversations.folders import conversation_move, folder_create
 from conversations.models import Conversation, Message
-from conversations.search import SearchFilters, conversation_search, snippet_html
+from conversations.search import (
+    SearchFilters,
+    conversation_search,
+    search_statement,
+    snippet_html,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +183,79 @@ def test_the_search_endpoint_makes_a_bounded_number_of_queries(
     with django_assert_max_num_queries(3):  # session, user, the search
         response = client.get("/api/v1/search?q=guava&limit=25")
     assert len(response.json()["items"]) == 25
+
+
+def test_a_word_finds_its_other_forms_through_stemming(alice: Any) -> None:
+    chat(alice, "a", "The supplier invoiced us twice.")
+    chat(alice, "b", "Nothing to see here.")
+    page = conversation_search(user=alice, query="invoices")
+    assert [hit.conversation_title for hit in page.items] == ["a"]
+    assert "<mark>invoiced</mark>" in page.items[0].snippet_html
+
+
+def test_a_quoted_phrase_needs_its_words_adjacent_and_in_order(alice: Any) -> None:
+    chat(alice, "in order", "the quick brown fox jumps")
+    chat(alice, "reversed", "a fox that is brown and quick")
+    page = conversation_search(user=alice, query='"brown fox"')
+    assert [hit.conversation_title for hit in page.items] == ["in order"]
+
+
+def test_a_query_of_only_excluded_words_searches_only_the_users_own_messages(
+    alice: Any, bob: Any
+) -> None:
+    chat(bob, "", "cherries from bob")
+    chat(alice, "", "apples and pears", "bananas please")
+    page = conversation_search(user=alice, query="-apples")
+    snippets = [hit.snippet_html for hit in page.items if hit.message_id is not None]
+    assert snippets == ["bananas please"]
+
+
+def test_another_users_identical_words_are_indexed_apart(alice: Any, bob: Any) -> None:
+    chat(alice, "", "kumquat")
+    chat(bob, "", "kumquat")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT owner_id, search_owned(search, owner_id)::text FROM conversations_message"
+            " WHERE search_owned(search, owner_id) @@ search_owned_query(%s::tsquery, %s)",
+            ["kumquat", alice.pk],
+        )
+        rows = cursor.fetchall()
+    assert rows == [(alice.pk, f"'{alice.pk}:kumquat' '{alice.pk}:owner {alice.pk}'")]
+
+
+def test_the_index_form_of_a_query_prefixes_lexemes_and_loosens_phrases() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT search_owned_query($$'jump':* & ('it''s' <-> 'dog') | 'cat':A & !'cow'$$, 7)"
+        )
+        (text,) = cursor.fetchone()
+    # The negation is left to the exact check on the plain vector; the phrase becomes AND.
+    assert text == "'7:jump':* & '7:it''s' & '7:dog' | '7:cat':A"
+
+
+@pytest.mark.parametrize(
+    ("table", "predicate", "index"),
+    [
+        ("conversations_message m", "search_owned(m.search, m.owner_id)", "message_search_owned"),
+        (
+            "conversations_conversation c",
+            "search_owned(c.title_search, c.owner_id)",
+            "title_search_owned",
+        ),
+    ],
+)
+def test_the_search_statements_predicates_are_answered_by_the_owner_prefixed_indexes(
+    alice: Any, table: str, predicate: str, index: str
+) -> None:
+    predicate += " @@ search_owned_query("
+    sql, _ = search_statement(user_id=alice.pk, query="x", filters=None, cursor=None, limit=20)
+    assert predicate in sql
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(  # the table and predicate are this test's own constants
+            f"EXPLAIN SELECT 1 FROM {table}"  # noqa: S608
+            f" WHERE {predicate}websearch_to_tsquery('english', 'invoice'), %s)",
+            [alice.pk],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert index in plan
