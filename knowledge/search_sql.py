@@ -90,3 +90,12 @@ WHERE {LIVE_WHERE}
 ORDER BY ch.embedding <=> %(embedding)s::vector
 LIMIT %(k)s
 """  # noqa: S608
+
+# Raw SQL: it runs in every chat turn's begin step, where the ORM's compilation of the
+# permission subqueries cost several times the query itself (~6 ms against ~1 ms).
+SEARCHABLE_SQL = f"""
+WITH {READABLE_SQL}
+SELECT EXISTS (
+    SELECT 1 FROM knowledge_document d
+    WHERE d.collection_id IN (SELECT id FROM readable) AND d.status = 'ready'
+)"""  # noqa: S608

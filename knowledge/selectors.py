@@ -82,8 +82,12 @@ def document_get_for_writer(*, user: Any, document_id: int) -> Document:
 
 def searchable_exists(*, user: Any) -> bool:
     """Whether the user may read any ready document (else a search can skip the embedding)."""
-    readable = readable_collections(user=user)
-    return Document.objects.filter(collection__in=readable, status=Document.Status.READY).exists()
+    if not getattr(user, "is_authenticated", False):
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(search_sql.SEARCHABLE_SQL, {"user_id": user.pk, "collection_ids": None})
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 @dataclass(frozen=True)

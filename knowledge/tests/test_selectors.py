@@ -117,3 +117,23 @@ def test_listing_collections_takes_one_query(owner, django_assert_num_queries):
         services.collection_create(owner=owner, name=f"c{n}")
     with django_assert_num_queries(1):  # the groups check is a subquery
         assert len(selectors.collection_list_for_user(user=owner)) == 5
+
+
+def test_searchable_exists_only_when_the_user_may_read_a_ready_document(
+    owner, stranger, colleague, group_member
+):
+    assert not selectors.searchable_exists(user=owner)  # nothing ingested yet
+    restricted = services.collection_create(
+        owner=owner,
+        name="Research",
+        visibility=Collection.Visibility.RESTRICTED,
+        group_names=["readers"],
+        departments=["research"],
+    )
+    ingest(restricted, SECRET)
+    assert selectors.searchable_exists(user=owner)
+    assert selectors.searchable_exists(user=colleague)
+    assert selectors.searchable_exists(user=group_member)
+    assert not selectors.searchable_exists(user=stranger)
+    Document.objects.filter(collection=restricted).update(status=Document.Status.FAILED)
+    assert not selectors.searchable_exists(user=owner)
