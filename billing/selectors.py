@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from billing.models import ModelPrice, Plan, QuotaPeriod, Subscription
@@ -87,6 +88,17 @@ def models_offered(*, plan: Plan, provider_models: Sequence[str]) -> list[str]:
     if plan.models_allowed:
         offered = [m for m in offered if m in plan.models_allowed]
     return offered
+
+
+def model_cheapest(*, candidates: Sequence[str]) -> str | None:
+    """The enabled catalogue model among ``candidates`` with the lowest input + output price."""
+    cheapest = (
+        ModelPrice.objects.filter(enabled=True, model__in=list(candidates))
+        .order_by(F("input_price") + F("output_price"), "model")
+        .values_list("model", flat=True)
+        .first()
+    )
+    return cheapest
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import logging
 
 from django.db import transaction
 
+from billing.selectors import model_cheapest
 from conversations.models import Conversation, Message
 from llm.chat import ChatMessage, Delta
 from llm.registry import chat_is_configured, chat_models, chat_provider
@@ -22,12 +23,10 @@ TITLE_PROMPT = (
 
 
 def title_model() -> str:
-    """The model that writes titles: meant to be the cheapest enabled one.
-
-    For now the configured default (the first of ``chat_models()``); the price catalogue will
-    point this at the cheapest model.
-    """
-    return chat_models()[0]
+    """The model that writes titles: the cheapest enabled catalogue model the provider serves,
+    else the configured default (the first of ``chat_models()``)."""
+    models = chat_models()
+    return model_cheapest(candidates=models) or models[0]
 
 
 def title_from_question(question: str) -> str:
@@ -39,14 +38,14 @@ def title_from_question(question: str) -> str:
 
 
 def title_by_model(question: str) -> str:
+    model = title_model()  # a database read: not inside the event loop below
+
     async def collect() -> str:
         provider = chat_provider()
         prompt = [ChatMessage("system", TITLE_PROMPT), ChatMessage("user", question[:2000])]
         parts = []
         try:
-            async for event in provider.stream_chat(
-                model=title_model(), messages=prompt, max_tokens=24
-            ):
+            async for event in provider.stream_chat(model=model, messages=prompt, max_tokens=24):
                 if isinstance(event, Delta):
                     parts.append(event.text)
         finally:

@@ -51,3 +51,16 @@ def test_a_rename_by_the_user_wins_over_the_background_title() -> None:
     assert conversation_autotitle(conversation_id=conversation.pk) is None
     conversation.refresh_from_db()
     assert conversation.title == "Mine"
+
+
+def test_the_title_model_is_the_cheapest_enabled_catalogue_model_the_provider_serves(
+    fake_llm: Any, settings: Any
+) -> None:
+    from billing.models import ModelPrice
+
+    settings.CHAT_MODELS = ["fake-model", "fake-mini", "fake-gone"]
+    ModelPrice.objects.create(model="fake-model", input_price=3_000_000, output_price=9_000_000)
+    ModelPrice.objects.create(model="fake-mini", input_price=100_000, output_price=400_000)
+    ModelPrice.objects.create(model="fake-gone", input_price=0, output_price=0, enabled=False)
+    ModelPrice.objects.create(model="not-served", input_price=0, output_price=1)
+    assert title_model() == "fake-mini"
