@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     user, collection, ingestion = corpus_ingest(
         args.corpus, reingest=args.reingest, first=judged, ingest=not args.no_ingest
     )
+    from knowledge.services import lexeme_stats_refresh
+
+    lexeme_stats_refresh()  # what the beat task keeps up to date in production
     queries = [q for q in read_jsonl(args.queries) if q["_id"] in qrels]
     if args.limit_queries:
         queries = queries[: args.limit_queries]
