@@ -4,16 +4,18 @@ Both branches filter by the user's readable collections inside their own ``WHERE
 permission filter can never be applied after the top k were chosen (which would return fewer
 than k rows, or leak ranks). The vector branch walks the HNSW index with
 ``hnsw.iterative_scan = relaxed_order`` (set by the caller in the same transaction): when the
-filter rejects candidates, the scan goes on until it has enough. The full-text branch ranks with ``ts_rank``
-against any of the query's terms (the ``websearch_to_tsquery`` ANDs become ORs, so a question
-phrased in full still finds passages), but matches rows by the query's rarest terms only: the
-lexemes whose chunk counts (``knowledge_lexemestat``, from ``ts_stat``, refreshed by a beat
-task) add up to at most ``text_match_budget`` chunks, always the rarest one, and at most
-``text_scan_limit`` rows are ranked. Matching every term of a whole question ranked a large
-share of the corpus (p50 155 ms at 100,000 chunks); a lexeme missing from the counts is new,
-so counted as rare. ``ts_rank_cd`` (cover density) was measured too: it rewards query terms
-standing close together, which an OR of a whole question's terms rarely has, and it scored
-worse on the SciFact training queries (bench/README.md).
+filter rejects candidates, the scan goes on until it has enough.
+
+The full-text branch ranks with ``ts_rank`` against any of the query's terms (the
+``websearch_to_tsquery`` ANDs become ORs, so a question phrased in full still finds passages),
+but matches rows by the query's rarest terms only: the lexemes whose chunk counts
+(``knowledge_lexemestat``, from ``ts_stat``, refreshed by a beat task) add up to at most
+``text_match_budget`` chunks, always the rarest one, and at most ``text_scan_limit`` rows are
+ranked. Matching every term of a whole question ranked a large share of the corpus (p50 155 ms
+at 100,000 chunks); a lexeme missing from the counts is new, so counted as rare. ``ts_rank_cd``
+(cover density) was measured too: it rewards query terms standing close together, which an OR
+of a whole question's terms rarely has, and it scored worse on the SciFact training queries
+(bench/README.md).
 """
 
 from __future__ import annotations
