@@ -82,6 +82,9 @@ def corpus_ingest(
     entries = read_jsonl(corpus)
     # Judged documents first: an ingestion cut short still leaves a fair (smaller) corpus.
     entries.sort(key=lambda entry: entry["_id"] not in first)
+    if collection is None and not ingest:
+        # Never delete or ingest here: a changed key (chunking/model code) once wiped a corpus.
+        raise SystemExit(f"--no-ingest: no ingested corpus named {name}")
     if collection is not None and (ready == len(entries) or not ingest) and not reingest:
         return user, collection, {"cached": True, "documents": ready, "corpus": len(entries)}
     if reingest or collection is None:

@@ -478,6 +478,8 @@ def lexeme_stats_refresh() -> int:
     Readers keep seeing the old counts until this commits. Returns the number of lexemes.
     """
     with connection.cursor() as cursor:
+        # Two refreshes at once would both insert every lexeme; readers are not blocked.
+        cursor.execute("LOCK TABLE knowledge_lexemestat IN SHARE ROW EXCLUSIVE MODE")
         cursor.execute("DELETE FROM knowledge_lexemestat")
         cursor.execute(
             "INSERT INTO knowledge_lexemestat (lexeme, chunks)"
