@@ -82,6 +82,9 @@ def corpus_ingest(
     entries = read_jsonl(corpus)
     # Judged documents first: an ingestion cut short still leaves a fair (smaller) corpus.
     entries.sort(key=lambda entry: entry["_id"] not in first)
+    if collection is None and not ingest:
+        # Never delete or ingest here: a changed key (chunking/model code) once wiped a corpus.
+        raise SystemExit(f"--no-ingest: no ingested corpus named {name}")
     if collection is not None and (ready == len(entries) or not ingest) and not reingest:
         return user, collection, {"cached": True, "documents": ready, "corpus": len(entries)}
     if reingest or collection is None:
@@ -206,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     user, collection, ingestion = corpus_ingest(
         args.corpus, reingest=args.reingest, first=judged, ingest=not args.no_ingest
     )
+    from knowledge.services import lexeme_stats_refresh
+
+    lexeme_stats_refresh()  # what the beat task keeps up to date in production
     queries = [q for q in read_jsonl(args.queries) if q["_id"] in qrels]
     if args.limit_queries:
         queries = queries[: args.limit_queries]

@@ -345,6 +345,10 @@ KNOWLEDGE_STUCK_SECONDS = envint("KNOWLEDGE_STUCK_SECONDS", 1800)
 KNOWLEDGE_TASK_TIME_LIMIT = envint("KNOWLEDGE_TASK_TIME_LIMIT", 900)
 KNOWLEDGE_SEARCH_K = envint("KNOWLEDGE_SEARCH_K", 6)
 KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 200)
+# Full-text matching uses the query's rarest terms, up to about this many chunks in all.
+KNOWLEDGE_TEXT_MATCH_BUDGET = envint("KNOWLEDGE_TEXT_MATCH_BUDGET", 2000)
+# How often the per-lexeme chunk counts behind that choice are recounted (ts_stat, seconds).
+KNOWLEDGE_LEXEME_STATS_SECONDS = envint("KNOWLEDGE_LEXEME_STATS_SECONDS", 900)
 # At most this many prompt tokens go to retrieved sources (less when the window is small).
 KNOWLEDGE_PROMPT_TOKENS = envint("KNOWLEDGE_PROMPT_TOKENS", 2000)
 # Test hook: seconds to sleep after each embedded batch (lets a test kill a worker mid-run).
@@ -352,5 +356,9 @@ KNOWLEDGE_INGEST_PAUSE_SECONDS = envint("KNOWLEDGE_INGEST_PAUSE_SECONDS", 0)
 CELERY_BEAT_SCHEDULE["documents-requeue-stuck"] = {
     "task": "knowledge.documents_requeue_stuck",
     "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["lexeme-stats-refresh"] = {
+    "task": "knowledge.lexeme_stats_refresh",
+    "schedule": float(KNOWLEDGE_LEXEME_STATS_SECONDS),
 }
 KNOWLEDGE_INGEST_QUEUE = env("KNOWLEDGE_INGEST_QUEUE", "celery")

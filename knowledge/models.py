@@ -164,3 +164,17 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal} (v{self.version})"
+
+
+class LexemeStat(models.Model):
+    """How many chunks hold each full-text lexeme (``ts_stat``), refreshed by a beat task.
+
+    The search matches a question by its rarest terms only, within a budget of chunks, so a
+    question full of common words does not make it rank a large share of the corpus.
+    """
+
+    lexeme = models.TextField(primary_key=True)
+    chunks = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.lexeme}: {self.chunks}"

@@ -4,12 +4,18 @@ Both branches filter by the user's readable collections inside their own ``WHERE
 permission filter can never be applied after the top k were chosen (which would return fewer
 than k rows, or leak ranks). The vector branch walks the HNSW index with
 ``hnsw.iterative_scan = relaxed_order`` (set by the caller in the same transaction): when the
-filter rejects candidates, the scan goes on until it has enough. The full-text branch matches
-any of the query's terms (the ``websearch_to_tsquery`` ANDs become ORs, so a question phrased
-in full still finds passages) and ranks them with ``ts_rank``. ``ts_rank_cd`` (cover density)
-was measured too: it rewards query terms standing close together, which an OR of a whole
-question's terms rarely has, and it scored worse on the SciFact training queries (full-text
-nDCG@10 0.54 against 0.62, hybrid 0.71 against 0.75; bench/README.md).
+filter rejects candidates, the scan goes on until it has enough.
+
+The full-text branch ranks with ``ts_rank`` against any of the query's terms (the
+``websearch_to_tsquery`` ANDs become ORs, so a question phrased in full still finds passages),
+but matches rows by the query's rarest terms only: the lexemes whose chunk counts
+(``knowledge_lexemestat``, from ``ts_stat``, refreshed by a beat task) add up to at most
+``text_match_budget`` chunks, always the rarest one, and at most ``text_scan_limit`` rows are
+ranked. Matching every term of a whole question ranked a large share of the corpus (p50 155 ms
+at 100,000 chunks); a lexeme missing from the counts is new, so counted as rare. ``ts_rank_cd``
+(cover density) was measured too: it rewards query terms standing close together, which an OR
+of a whole question's terms rarely has, and it scored worse on the SciFact training queries
+(bench/README.md).
 """
 
 from __future__ import annotations
@@ -52,11 +58,28 @@ query AS (
         websearch_to_tsquery(%(config)s::regconfig, %(query)s)::text, ' & ', ' | '
     )::tsquery AS q
 ),
+terms AS (
+    SELECT t.lexeme, coalesce(s.chunks, 0) AS chunks
+    FROM unnest(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(query)s))) AS t(lexeme)
+    LEFT JOIN knowledge_lexemestat s ON s.lexeme = t.lexeme
+),
+selective AS (
+    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM (
+        SELECT lexeme, sum(chunks) OVER (ORDER BY chunks, lexeme) AS cumulative,
+            row_number() OVER (ORDER BY chunks, lexeme) AS rarity
+        FROM terms
+    ) ranked
+    WHERE cumulative <= %(text_match_budget)s OR rarity = 1
+),
 text_hits AS (
     SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
-        SELECT ch.id, ts_rank(ch.search, query.q, %(normalization)s) AS score
-        FROM query, {LIVE_FROM}
-        WHERE ch.search @@ query.q AND {LIVE_WHERE}
+        SELECT scanned.id, ts_rank(scanned.search, query.q, %(normalization)s) AS score
+        FROM query, (
+            SELECT ch.id, ch.search
+            FROM selective, {LIVE_FROM}
+            WHERE ch.search @@ selective.q AND {LIVE_WHERE}
+            LIMIT %(text_scan_limit)s
+        ) scanned
         ORDER BY score DESC
         LIMIT %(text_candidates)s
     ) matched

@@ -139,6 +139,8 @@ def search_params(
         "config": SEARCH_CONFIG,
         "query": query,
         "normalization": TEXT_RANK_NORMALIZATION,
+        "text_match_budget": settings.KNOWLEDGE_TEXT_MATCH_BUDGET,
+        "text_scan_limit": settings.KNOWLEDGE_TEXT_MATCH_BUDGET * 2,
         "rrf_k": RRF_K,
         "k": k,
     }

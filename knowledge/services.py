@@ -469,3 +469,20 @@ def documents_ingest_paths(
         outcome = document_ingest(document_id=document.pk)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
+
+
+@transaction.atomic
+def lexeme_stats_refresh() -> int:
+    """Recount how many chunks hold each lexeme (what the search uses to pick rare terms).
+
+    Readers keep seeing the old counts until this commits. Returns the number of lexemes.
+    """
+    with connection.cursor() as cursor:
+        # Two refreshes at once would both insert every lexeme; readers are not blocked.
+        cursor.execute("LOCK TABLE knowledge_lexemestat IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute("DELETE FROM knowledge_lexemestat")
+        cursor.execute(
+            "INSERT INTO knowledge_lexemestat (lexeme, chunks)"
+            " SELECT word, ndoc FROM ts_stat('SELECT search FROM knowledge_chunk')"
+        )
+        return int(cursor.rowcount)

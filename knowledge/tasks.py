@@ -43,3 +43,8 @@ def document_ingest_task(self: Any, document_id: int) -> str:
 @shared_task(name="knowledge.documents_requeue_stuck")
 def documents_requeue_stuck_task() -> int:
     return len(services.documents_requeue_stuck())
+
+
+@shared_task(name="knowledge.lexeme_stats_refresh")
+def lexeme_stats_refresh_task() -> int:
+    return services.lexeme_stats_refresh()

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from chatbot.users.tests.factories import UserFactory
 from knowledge import search_sql, selectors, services
 from knowledge.exceptions import NotFound
-from knowledge.models import Collection, Document
+from knowledge.models import Collection, Document, LexemeStat
 from knowledge.tests.conftest import ingest
 
 pytestmark = pytest.mark.django_db
@@ -137,3 +137,53 @@ def test_searchable_exists_only_when_the_user_may_read_a_ready_document(
     assert not selectors.searchable_exists(user=stranger)
     Document.objects.filter(collection=restricted).update(status=Document.Status.FAILED)
     assert not selectors.searchable_exists(user=owner)
+
+
+RARE_AND_COMMON = b"The heron report covers the budget of the wetland survey."
+COMMON_ONLY = [
+    f"Note {n}: the budget for item {n} was approved by finance.".encode() for n in range(4)
+]
+
+
+def test_lexeme_stats_count_the_chunks_holding_each_word(owner, collection):
+    ingest(collection, RARE_AND_COMMON, "heron.txt")
+    for n, text in enumerate(COMMON_ONLY):
+        ingest(collection, text, f"note{n}.txt")
+    services.lexeme_stats_refresh()
+    counts = dict(LexemeStat.objects.values_list("lexeme", "chunks"))
+    assert counts["budget"] == 5 and counts["heron"] == 1
+
+
+def test_full_text_matches_by_the_rarest_terms_within_the_budget(owner, collection, settings):
+    ingest(collection, RARE_AND_COMMON, "heron.txt")
+    for n, text in enumerate(COMMON_ONLY):
+        ingest(collection, text, f"note{n}.txt")
+    services.lexeme_stats_refresh()
+    settings.KNOWLEDGE_TEXT_MATCH_BUDGET = 2  # "heron" (1 chunk) fits, "budget" (5) does not
+    hits = selectors.chunk_search(user=owner, query="heron budget", k=10, mode="text")
+    assert [hit.document_title for hit in hits] == ["heron"]
+    settings.KNOWLEDGE_TEXT_MATCH_BUDGET = 100  # every term fits: any-term matching
+    hits = selectors.chunk_search(user=owner, query="heron budget", k=10, mode="text")
+    assert hits[0].document_title == "heron"  # both terms rank above one
+    assert len(hits) == 5
+
+
+def test_a_question_of_common_words_only_still_matches_up_to_twice_the_budget(
+    owner, collection, settings
+):
+    for n, text in enumerate(COMMON_ONLY):
+        ingest(collection, text, f"note{n}.txt")
+    services.lexeme_stats_refresh()
+    settings.KNOWLEDGE_TEXT_MATCH_BUDGET = 1
+    hits = selectors.chunk_search(user=owner, query="approved budget", k=10, mode="text")
+    assert len(hits) == 2  # its rarest term (4 chunks) is kept, but at most 2 rows are ranked
+
+
+def test_the_canary_stays_private_when_word_counts_are_known(owner, stranger, settings):
+    ingest(services.collection_create(owner=owner, name="Board"), SECRET)
+    ingest(services.collection_create(owner=stranger, name="Mine"), PUBLIC)
+    services.lexeme_stats_refresh()
+    settings.KNOWLEDGE_TEXT_MATCH_BUDGET = 1
+    assert canary_found(owner, CANARY)
+    assert not canary_found(stranger, CANARY)
+    assert not canary_found(stranger, "Project Heron budget launch code name")
