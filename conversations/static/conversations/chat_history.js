@@ -10,30 +10,8 @@
   let searchSeq = 0;
   let current = null; // the open conversation, as the API returned it
 
-  function el(tag, props = {}, ...children) {
-    const node = Object.assign(document.createElement(tag), props);
-    node.append(...children);
-    return node;
-  }
-
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (match) return decodeURIComponent(match[1]);
-    return document.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
-  }
-
-  async function api(path, { method = "GET", body } = {}) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(API + path, {
-      method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status === 204) return null;
-    const data = await response.json().catch(() => ({}));
-    if (response.ok) return data;
-    throw new Error(data.detail || `Request failed (${response.status})`);
-  }
+  const { el } = window.chatbotApi;
+  const api = window.chatbotApi.client(API);
 
   function showError(text) {
     const box = $("chat-error");
