@@ -1,8 +1,8 @@
 """The product's ASGI application, instrumented to show where a turn's first token waits.
 
 Only for ``python -m bench.stream_load --trace``: the web process serves
-``bench.turn_trace:application`` instead of ``chatbot.asgi:application``. The product's behaviour is unchanged; a few module
-attributes are wrapped with timers (in this process only):
+``bench.turn_trace:application`` instead of ``chatbot.asgi:application``. The product's
+behaviour is unchanged; a few module attributes are wrapped with timers (in this process only):
 
 - every ``db(...)`` call of the consumer and of generation: queue wait (submitted -> a worker
   thread starts it), run time in the thread, and resume (thread done -> the awaiting task runs);
