@@ -24,7 +24,7 @@ from conversations.batcher import stream_batcher
 from conversations.context import context_build, system_prompt
 from conversations.delivery import done_payload, started_frame, turn_announce
 from conversations.grounding import citations_cited, grounding_build, sources_budget
-from conversations.metering import turn_admit_user, turn_reserve
+from conversations.metering import Admission, turn_admit_user, turn_admit_user_async, turn_reserve
 from conversations.models import Conversation, Message
 from conversations.moderation import (
     OUTPUT_WITHHELD,
@@ -79,14 +79,20 @@ def plan_build(
 
 
 def turn_start(
-    *, user: Any, conversation_id: int, content: str, idempotency_key: str
+    *,
+    user: Any,
+    conversation_id: int,
+    content: str,
+    idempotency_key: str,
+    admission: Admission | None = None,
 ) -> tuple[Turn, TurnPlan | None]:
     """Begin a turn and, for a new one, plan it: one trip to a database thread, not two.
 
-    Billing: the rate limit first (Redis), then the quota reservation in the same transaction
-    as the begin, so a refused turn leaves no messages behind and a replay reserves nothing.
+    Billing: the rate limit first (Redis; ``admission`` when the caller has checked it on the
+    event loop already), then the quota reservation in the same transaction as the begin, so a
+    refused turn leaves no messages behind and a replay reserves nothing.
     """
-    billing_plan = turn_admit_user(user=user)
+    billing_plan = (admission or turn_admit_user(user=user)).plan
     with transaction.atomic():
         turn = turn_begin(
             user=user,
@@ -110,8 +116,13 @@ async def turn_launch(
     ``turn_announce``). A replayed idempotency key returns the existing turn and starts nothing.
     """
     await message_moderate(user=user, conversation_id=conversation_id, content=content)
+    admission = await turn_admit_user_async(user=user)
     turn, plan = await db(turn_start)(
-        user=user, conversation_id=conversation_id, content=content, idempotency_key=idempotency_key
+        user=user,
+        conversation_id=conversation_id,
+        content=content,
+        idempotency_key=idempotency_key,
+        admission=admission,
     )
     if plan is not None:
         message_id = turn.assistant_message.pk
