@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     django_setup_bench_database()
     reader = dataset_ensure(args.chunks, rebuild=args.rebuild)
-    from knowledge.services import lexeme_stats_refresh
+    from knowledge.text_stats import lexeme_stats_refresh
 
     lexeme_stats_refresh()  # what the beat task keeps up to date in production
     queries = [q["text"] for q in read_jsonl(args.query_file)][: args.queries]

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from knowledge.exceptions import Conflict, InvalidInput, TooLarge
 from knowledge.models import Chunk, Collection, Document
+from knowledge.text_stats import text_stats_apply
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,9 @@ def document_reingest(*, document: Document) -> None:
 def document_delete(*, document: Document) -> None:
     """Delete ``document``, its chunks and, after commit, its stored file."""
     path = Path(document.file.path) if document.file else None
+    text_stats_apply(
+        collection_id=document.collection_id, document_id=document.pk, version=None, sign=-1
+    )
     Chunk.objects.filter(document_id=document.pk).delete()
     document.delete()
     if path is not None:
@@ -379,8 +383,11 @@ def chunks_replace(*, document: Document, embedded: Embedded) -> bool:
         return False
     if current.status != Document.Status.PROCESSING:
         return False
+    stats = {"collection_id": current.collection_id, "document_id": document.pk}
+    text_stats_apply(**stats, version=None, sign=-1)
     Chunk.objects.filter(document_id=document.pk).delete()  # every older version's chunks
     Chunk.objects.bulk_create(chunk_rows(document=document, embedded=embedded), batch_size=500)
+    text_stats_apply(**stats, version=document.version, sign=1)
     document_ready(document=current, embedded=embedded)
     return True
 
@@ -469,20 +476,3 @@ def documents_ingest_paths(
         outcome = document_ingest(document_id=document.pk)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
-
-
-@transaction.atomic
-def lexeme_stats_refresh() -> int:
-    """Recount how many chunks hold each lexeme (what the search uses to pick rare terms).
-
-    Readers keep seeing the old counts until this commits. Returns the number of lexemes.
-    """
-    with connection.cursor() as cursor:
-        # Two refreshes at once would both insert every lexeme; readers are not blocked.
-        cursor.execute("LOCK TABLE knowledge_lexemestat IN SHARE ROW EXCLUSIVE MODE")
-        cursor.execute("DELETE FROM knowledge_lexemestat")
-        cursor.execute(
-            "INSERT INTO knowledge_lexemestat (lexeme, chunks)"
-            " SELECT word, ndoc FROM ts_stat('SELECT search FROM knowledge_chunk')"
-        )
-        return int(cursor.rowcount)
