@@ -3,8 +3,8 @@
 Both branches filter by the user's readable collections inside their own ``WHERE``, so a
 permission filter can never be applied after the top k were chosen (which would return fewer
 than k rows, or leak ranks). The vector branch walks the HNSW index with
-``hnsw.iterative_scan = relaxed_order`` (set by the caller in the same transaction): when the
-filter rejects candidates, the scan goes on until it has enough.
+``hnsw.iterative_scan = relaxed_order`` (set by the statement itself, ``SETTINGS_SQL``): when
+the filter rejects candidates, the scan goes on until it has enough.
 
 The full-text branch ranks with ``ts_rank`` against any of the query's terms (the
 ``websearch_to_tsquery`` ANDs become ORs, so a question phrased in full still finds passages),
@@ -47,14 +47,25 @@ LIVE_WHERE = """ch.collection_id IN (SELECT id FROM readable)
 TERM_FREQUENCY = """(CASE WHEN presence < 0.68 THEN 1 WHEN presence < 0.79 THEN 2
     WHEN presence < 0.845 THEN 3 WHEN presence < 0.877 THEN 4 ELSE 5 END)::float8"""
 
+# The HNSW settings, for this statement's transaction only (``is_local``), so that a search
+# is one statement in autocommit: no BEGIN, SET and COMMIT round trips. The vector branch's
+# condition on ``applied`` is a one-time filter the executor checks before it first pulls a
+# row from the index scan (pgvector reads both settings then): keep the condition.
+SETTINGS_SQL = """
+search_settings AS MATERIALIZED (
+    SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true) IS NOT NULL
+        AND set_config('hnsw.ef_search', %(ef_search)s, true) IS NOT NULL AS applied
+)"""
+
 # Only the constant fragments above are interpolated; every value is a query parameter.
 SEARCH_SQL = f"""
-WITH {READABLE_SQL},
+WITH {SETTINGS_SQL},
+{READABLE_SQL},
 vector_hits AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM (
         SELECT ch.id, ch.embedding <=> %(embedding)s::vector AS distance
         FROM {LIVE_FROM}
-        WHERE {LIVE_WHERE}
+        WHERE {LIVE_WHERE} AND (SELECT applied FROM search_settings)
         ORDER BY ch.embedding <=> %(embedding)s::vector
         LIMIT %(vector_candidates)s
     ) nearest

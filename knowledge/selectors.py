@@ -147,19 +147,9 @@ def search_params(
         "text_match_budget": settings.KNOWLEDGE_TEXT_MATCH_BUDGET,
         "text_scan_limit": settings.KNOWLEDGE_TEXT_MATCH_BUDGET * 2,
         "rrf_k": RRF_K,
+        "ef_search": str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, candidates)),
         "k": k,
     }
-
-
-def hnsw_settings_apply(cursor: Any, *, candidates: int) -> None:
-    """Per-transaction HNSW settings: keep scanning past filtered-out rows; a search list at
-    least as long as the rows asked for."""
-    ef_search = max(settings.KNOWLEDGE_HNSW_EF_SEARCH, candidates)
-    cursor.execute(
-        "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-        " set_config('hnsw.ef_search', %s, true)",
-        [str(ef_search)],
-    )
 
 
 def chunk_search(
@@ -186,8 +176,8 @@ def chunk_search(
         mode=mode,
         embedding=embedding,
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        hnsw_settings_apply(cursor, candidates=params["vector_candidates"])
+    # One statement, one round trip: it sets its own HNSW settings (search_sql.SETTINGS_SQL).
+    with connection.cursor() as cursor:
         cursor.execute(search_sql.SEARCH_SQL, params)
         rows = cursor.fetchall()
     return [ChunkHit(*row) for row in rows]

@@ -97,13 +97,37 @@ def test_the_vector_branch_walks_the_hnsw_index(owner):
         user=owner, query="launch", k=8, collection_ids=None, mode="hybrid"
     )
     with transaction.atomic(), connection.cursor() as cursor:
-        selectors.hnsw_settings_apply(cursor, candidates=params["vector_candidates"])
         # A tiny table is cheaper to sort than to walk by index: price sorting out so the test
         # shows the plan the query gets on a large table (bench/retrieval_latency.py).
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("EXPLAIN " + search_sql.SEARCH_SQL, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Index Scan using chunk_embedding_hnsw" in plan
+    # The statement's own settings gate the index scan (applied before its first row).
+    branch = plan.index("Subquery Scan on vector_hits")
+    scan = plan.index("Index Scan using chunk_embedding_hnsw")
+    assert "One-Time Filter: (InitPlan" in plan[branch:scan]
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production
+def test_the_search_sets_its_hnsw_settings_for_itself_only(owner, collection, settings):
+    settings.KNOWLEDGE_HNSW_EF_SEARCH = 123
+    ingest(collection, SECRET)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW hnsw.ef_search")
+        before = cursor.fetchone()
+    params = selectors.search_params(
+        user=owner, query="launch", k=8, collection_ids=None, mode="vector"
+    )
+    sql = search_sql.SEARCH_SQL.replace(
+        "SELECT ch.id, ch.document_id", "SELECT current_setting('hnsw.ef_search'), ch.document_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        assert cursor.fetchone()[0] == "123"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW hnsw.ef_search")
+        assert cursor.fetchone() == before
 
 
 def test_someone_elses_private_collection_is_not_found(owner, stranger, collection):
