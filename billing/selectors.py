@@ -81,13 +81,55 @@ def models_offered(*, plan: Plan, provider_models: Sequence[str]) -> list[str]:
     provider's configured models are offered. A plan's ``models_allowed`` narrows either.
     """
     catalogue = list(ModelPrice.objects.filter(enabled=True).values_list("model", flat=True))
+    return models_offered_from(
+        catalogue=catalogue, provider_models=provider_models, models_allowed=plan.models_allowed
+    )
+
+
+def models_offered_from(
+    *, catalogue: Sequence[str], provider_models: Sequence[str], models_allowed: Sequence[str]
+) -> list[str]:
+    """``models_offered`` from values already read (the router keeps the catalogue cached)."""
     known = set(catalogue)
     offered = [m for m in provider_models if m in known] + sorted(known - set(provider_models))
     if not catalogue:
         offered = list(provider_models)
-    if plan.models_allowed:
-        offered = [m for m in offered if m in plan.models_allowed]
+    if models_allowed:
+        offered = [m for m in offered if m in models_allowed]
     return offered
+
+
+def model_prices() -> dict[str, int]:
+    """Enabled catalogue models and their input + output price (micro-dollars per M tokens)."""
+    rows = ModelPrice.objects.filter(enabled=True).values_list(
+        "model", "input_price", "output_price"
+    )
+    return {model: input_price + output_price for model, input_price, output_price in rows}
+
+
+def budget_used_fraction(*, user_id: int, plan: Plan) -> float:
+    """How much of ``plan``'s monthly caps the user has used or reserved: the larger fraction.
+
+    0 for a plan without caps (no query); otherwise one read of the current period's row.
+    """
+    tokens_cap, cost_cap = plan.tokens_per_month, plan.cost_cap_per_month
+    if not tokens_cap and not cost_cap:
+        return 0.0
+    start = period_start_of(timezone.now())
+    row = (
+        QuotaPeriod.objects.filter(user_id=user_id, period_start=start)
+        .values_list("tokens_used", "tokens_reserved", "cost_used", "cost_reserved")
+        .first()
+    )
+    if row is None:
+        return 0.0
+    tokens_used, tokens_reserved, cost_used, cost_reserved = row
+    fractions = [0.0]
+    if tokens_cap:
+        fractions.append((tokens_used + tokens_reserved) / tokens_cap)
+    if cost_cap:
+        fractions.append((cost_used + cost_reserved) / cost_cap)
+    return max(fractions)
 
 
 def model_cheapest(*, candidates: Sequence[str]) -> str | None:

@@ -39,6 +39,7 @@ from conversations.services import (
     turn_begin,
     turn_finish,
 )
+from conversations.turn_routing import turn_route
 from llm.chat import ChatEvent, ChatMessage, Delta, Finish, Served
 from llm.exceptions import ProviderError
 from llm.moderation import OutputFlagged, OutputWatch
@@ -97,6 +98,9 @@ def turn_start(
         if not turn.created:
             return turn, None
         plan = plan_build(turn.conversation, turn.user_message, turn.assistant_message, user=user)
+        plan = turn_route(
+            plan=plan, question=turn.user_message.content, user=user, billing_plan=billing_plan
+        )
         turn_reserve(plan=billing_plan, user=user, turn_plan=plan)
     return turn, plan
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from conversations.exceptions import InvalidInput, NotFound, TurnInProgress
 from conversations.metering import models_for, turn_settle
+from conversations.model_routing import AUTO
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
 from conversations.titles import title_schedule
@@ -40,13 +41,15 @@ class Turn:
 
 
 def model_validate(model: str | None, *, user: Any = None) -> str:
+    """A model ``user``'s plan allows, or ``auto`` (each turn picks one of those)."""
     models = models_for(user)
     if not models:
         raise InvalidInput("your plan offers no model; ask an administrator")
     if not model:
         return models[0]
-    if model not in models:
-        raise InvalidInput(f"unknown model {model!r}; choose one of {', '.join(models)}")
+    if model not in models and model != AUTO:
+        choices = ", ".join([*models, AUTO])
+        raise InvalidInput(f"unknown model {model!r}; choose one of {choices}")
     return model
 
 
@@ -92,9 +95,14 @@ def conversation_update(
     title: str | None = None,
     pinned: bool | None = None,
     archived: bool | None = None,
+    model: str | None = None,
 ) -> Conversation:
-    """Rename, pin or archive; only the given fields change."""
+    """Rename, pin, archive or change the model (validated for the owner's plan); only the
+    given fields change."""
     changed = []
+    if model is not None:
+        conversation.model = model_validate(model, user=conversation.owner)
+        changed.append("model")
     if title is not None:
         conversation.title = title_validate(title)
         changed.append("title")
@@ -243,6 +251,7 @@ def turns_reap(*, grace_s: int = REAP_GRACE_S) -> list[int]:
         outcome = TurnOutcome(
             status=Message.Status.INTERRUPTED,
             content=text,
+            model=model,
             completion_tokens=token_count(text, model=model),
             error_code="interrupted",
             error_detail="The answer was interrupted (the server stopped); its text is kept.",
