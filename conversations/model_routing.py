@@ -3,8 +3,9 @@
 The rules, first match wins:
 
 1. ``single_model``: the user's plan leaves one model (or no prices tell models apart).
-2. The request asks for the strong model: ``code`` (a code cue pattern matches), ``reasoning``
-   (multi-step reasoning cue words), ``long`` (a long question, or a long context), ``sources``
+2. The request asks for the strong model: ``long`` (a long question), ``code`` (a code cue
+   pattern matches), ``reasoning`` (multi-step reasoning cue words), ``long`` (a long context
+   with a short question), ``sources``
    (retrieval found passages to synthesise, when the policy says so), ``no_sources`` (retrieval
    found nothing and the policy wants the strong model to answer from its own knowledge).
 3. ``budget``: the strong model was wanted, but the user has used the policy's fraction of their
@@ -35,6 +36,7 @@ SINGLE_MODEL = "single_model"
 REASONS = (SIMPLE, LONG, CODE, REASONING, SOURCES, NO_SOURCES, BUDGET, SINGLE_MODEL)
 
 MAX_CUES = 5  # matched cues kept in the detail, enough to explain a decision
+SCAN_CHARS = 4000  # the most of a question searched for cues (bounds the decision's cost)
 
 DEFAULT_CODE_PATTERNS = (
     r"```",
@@ -169,15 +171,20 @@ def cues_found(pattern: re.Pattern[str] | None, text: str) -> list[str]:
 
 
 def strong_reason(request: RouteRequest, policy: RoutePolicy) -> tuple[str, dict[str, Any]]:
-    """Why the request wants the strong model, with the evidence; ``SIMPLE`` when it does not."""
-    code = cues_found(policy.code_patterns, request.question)
-    if code:
-        return CODE, {"cues": code}
-    reasoning = cues_found(policy.reasoning_cues, request.question)
-    if reasoning and len(reasoning) >= policy.reasoning_min_cues:
-        return REASONING, {"cues": reasoning}
+    """Why the request wants the strong model, with the evidence; ``SIMPLE`` when it does not.
+
+    A long question is not scanned for cues: it goes to the strong model anyway, and scanning
+    costs about a microsecond per character. Shorter ones are scanned up to ``SCAN_CHARS``.
+    """
     if len(request.question) >= policy.long_question_chars:
         return LONG, {"over": "question_chars"}
+    text = request.question[:SCAN_CHARS]
+    code = cues_found(policy.code_patterns, text)
+    if code:
+        return CODE, {"cues": code}
+    reasoning = cues_found(policy.reasoning_cues, text)
+    if reasoning and len(reasoning) >= policy.reasoning_min_cues:
+        return REASONING, {"cues": reasoning}
     if request.context_tokens >= policy.long_context_tokens:
         return LONG, {"over": "context_tokens"}
     if request.has_sources and policy.sources_prefer_strong:

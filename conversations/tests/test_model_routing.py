@@ -160,9 +160,23 @@ def test_a_budget_threshold_of_one_never_prefers_the_cheap_model():
     assert decide(has_sources=True, budget_used=1.5, policy=policy).reason == SOURCES
 
 
-def test_code_wins_over_reasoning_and_length():
-    question = "Explain why this fails, step by step:\n" + "def f():\n    pass\n" * 100
+def test_code_wins_over_reasoning_a_long_context_and_sources():
+    question = "Explain why this fails, step by step:\ndef f():\n    pass"
     assert decide(question, context_tokens=9000, has_sources=True).reason == CODE
+
+
+def test_a_long_question_is_long_without_being_scanned_for_cues():
+    question = "def f():\n    pass\n" * 100
+    decision = decide(question)
+    assert (decision.model, decision.reason) == ("large", LONG)
+    assert "cues" not in decision.detail
+
+
+def test_only_the_start_of_a_very_long_question_is_scanned():
+    policy = replace(DEFAULT_POLICY, long_question_chars=10**6)
+    late_code = "word " * 1000 + "\ndef f(x):\n    return x"
+    assert decide(late_code, policy=policy).reason == SIMPLE
+    assert decide(late_code[-40:] + " word" * 1000, policy=policy).reason == CODE
 
 
 def test_empty_cue_lists_switch_those_rules_off():

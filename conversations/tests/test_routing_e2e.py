@@ -20,7 +20,7 @@ from conversations.tests.test_chat_page_e2e import (  # noqa: F401  (fixtures)
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_auto_chat_shows_which_model_answered_each_question(page, server_url):
+def test_an_auto_chat_shows_which_model_answered_each_question(page, server_url):  # noqa: F811
     ModelPrice.objects.create(model="fake-model", input_price=100, output_price=400)
     ModelPrice.objects.create(model="fake-strong", input_price=5_000, output_price=15_000)
     page.reload()  # the picker lists the catalogue as it is now
