@@ -7,8 +7,9 @@ migrated by the script), so development data is left alone.
 
 1. Begin step: ``turn_start`` (rate limit, begin, retrieval check, context, routing, quota
    reservation; billing on, a plan with a token cap so the budget read happens) on a
-   conversation set to ``auto`` and on one set to a fixed model, in alternating blocks of the
-   same run, half the questions plain and half code (which wants the strong model). Wall time
+   conversation set to ``auto`` and on one set to a fixed model, turn by turn in the same run
+   (the order swapped every other pair), half the questions plain and half code (which wants
+   the strong model). Wall time
    (``perf_counter``) and this thread's CPU time (``thread_time``: the web process's share, not
    PostgreSQL's or Redis's). No provider call: streaming is the same either way.
 2. ``turn_route`` alone, warm (the policy and prices cached): a plain question (one ``UPDATE``)
@@ -36,7 +37,6 @@ from typing import Any
 from bench.children import RESULTS, ROOT
 from bench.stats import distribution
 
-BLOCK = 25  # turns per block; blocks alternate auto / fixed
 CHEAP, STRONG = "bench-cheap", "bench-strong"
 PLAIN = "How do refunds work for orders paid by card?"
 CODE = (
@@ -127,15 +127,17 @@ def begin_overhead(user: Any, turns: int) -> dict[str, Any]:
     models: dict[str, int] = {}
     for kind in kinds:  # warm-up: connections, imports, the policy cache
         begin_once(user, conversations[kind], PLAIN)
-    for block in range(2 * turns // BLOCK):
-        kind = kinds[block % 2]
-        for n in range(BLOCK):
-            question = CODE if n % 2 else PLAIN
+    for n in range(turns):
+        question = CODE if n % 2 else PLAIN
+        # Turn by turn, the order swapped every other pair: both kinds see the same load.
+        for kind in kinds if n % 4 < 2 else kinds[::-1]:
             wall_ms, cpu_ms, model = begin_once(user, conversations[kind], question)
             wall[kind].append(wall_ms)
             cpu[kind].append(cpu_ms)
             if kind == "auto":
                 models[model] = models.get(model, 0) + 1
+    paired = [a - f for a, f in zip(wall["auto"], wall["fixed"], strict=True)]
+    paired_cpu = [a - f for a, f in zip(cpu["auto"], cpu["fixed"], strict=True)]
     return {
         "wall_ms": {kind: distribution(wall[kind]) for kind in kinds},
         "cpu_ms": {kind: distribution(cpu[kind]) for kind in kinds},
@@ -144,6 +146,10 @@ def begin_overhead(user: Any, turns: int) -> dict[str, Any]:
                 statistics.median(wall["auto"]) - statistics.median(wall["fixed"]), 3
             ),
             "cpu_p50": round(statistics.median(cpu["auto"]) - statistics.median(cpu["fixed"]), 3),
+        },
+        "paired_difference_ms": {
+            "wall": distribution(paired),
+            "cpu": distribution(paired_cpu),
         },
         "auto_over_fixed": {
             "wall_p50": round(
@@ -173,12 +179,12 @@ def route_alone(user: Any, runs: int = 300) -> dict[str, Any]:
     result = {}
     for name, question in (("plain", PLAIN), ("code", CODE)):
         wall, cpu = [], []
-        for _ in range(runs):
-            started, cpu_started = time.perf_counter(), time.thread_time()
-            with transaction.atomic():
+        with transaction.atomic():  # as in a turn: inside the begin transaction, no commit each
+            for _ in range(runs):
+                started, cpu_started = time.perf_counter(), time.thread_time()
                 turn_route(plan=plan, question=question, user=user, billing_plan=billing_plan)
-            wall.append((time.perf_counter() - started) * 1000)
-            cpu.append((time.thread_time() - cpu_started) * 1000)
+                wall.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.thread_time() - cpu_started) * 1000)
         result[name] = {"wall_ms": distribution(wall), "cpu_ms": distribution(cpu)}
     return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -108,33 +109,40 @@ def model_prices() -> dict[str, int]:
     return {model: input_price + output_price for model, input_price, output_price in rows}
 
 
+# The larger of the token and cost fractions of the caps the user has used or reserved this
+# period (0 without a period row or a cap). A fragment other statements may embed as a CTE.
+BUDGET_USED_SQL = """
+SELECT GREATEST(0.0,
+    COALESCE(MAX(tokens_used + tokens_reserved)::float8 / NULLIF(%(tokens_cap)s::bigint, 0), 0),
+    COALESCE(MAX(cost_used + cost_reserved)::float8 / NULLIF(%(cost_cap)s::bigint, 0), 0)) AS used
+FROM billing_quotaperiod WHERE user_id = %(user_id)s AND period_start = %(period_start)s
+"""
+
+
+def budget_params(*, user_id: int, plan: Plan) -> dict[str, Any] | None:
+    """The parameters of ``BUDGET_USED_SQL``; None for a plan without caps (nothing to read)."""
+    if not plan.tokens_per_month and not plan.cost_cap_per_month:
+        return None
+    return {
+        "user_id": user_id,
+        "period_start": period_start_of(timezone.now()),
+        "tokens_cap": plan.tokens_per_month,
+        "cost_cap": plan.cost_cap_per_month,
+    }
+
+
 def budget_used_fraction(*, user_id: int, plan: Plan) -> float:
     """How much of ``plan``'s monthly caps the user has used or reserved: the larger fraction.
 
     0 for a plan without caps (no query); otherwise one read of the current period's row.
     """
-    tokens_cap, cost_cap = plan.tokens_per_month, plan.cost_cap_per_month
-    if not tokens_cap and not cost_cap:
+    params = budget_params(user_id=user_id, plan=plan)
+    if params is None:
         return 0.0
-    # Plain SQL: the ORM's query building costs several times the round trip's CPU on this path.
     with connection.cursor() as cursor:
-        cursor.execute(PERIOD_USAGE_SQL, [user_id, period_start_of(timezone.now())])
+        cursor.execute(BUDGET_USED_SQL, params)
         row = cursor.fetchone()
-    if row is None:
-        return 0.0
-    tokens, cost = row
-    fractions = [0.0]
-    if tokens_cap:
-        fractions.append(tokens / tokens_cap)
-    if cost_cap:
-        fractions.append(cost / cost_cap)
-    return max(fractions)
-
-
-PERIOD_USAGE_SQL = """
-SELECT tokens_used + tokens_reserved, cost_used + cost_reserved FROM billing_quotaperiod
-WHERE user_id = %s AND period_start = %s
-"""
+    return float(row[0]) if row else 0.0
 
 
 def model_cheapest(*, candidates: Sequence[str]) -> str | None:

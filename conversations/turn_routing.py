@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 
 from billing.models import Plan
-from billing.selectors import budget_used_fraction, models_offered_from
+from billing.selectors import BUDGET_USED_SQL, budget_params, models_offered_from
 from conversations.exceptions import InvalidInput
 from conversations.model_routing import (
     AUTO,
@@ -49,31 +49,34 @@ def turn_route(*, plan: TurnPlan, question: str, user: Any, billing_plan: Plan |
         has_sources=bool(plan.citations),
     )
     decision = route_decide(request=request, policy=config.policy, pair=pair)
-    if decision.model != pair.cheap and billing_plan is not None:
-        decision = budget_applied(
-            decision, request, config, pair, user_id=user.pk, plan=billing_plan
-        )
-    route_record(message_id=plan.message_id, decision=decision)
-    return replace(plan, model=decision.model)
+    budget = budget_worth_reading(decision, pair, config, user=user, billing_plan=billing_plan)
+    if budget is None:
+        route_record(message_id=plan.message_id, decision=decision)
+        return replace(plan, model=decision.model)
+    # What the decision is near the cap; one statement reads the budget and records either.
+    near_cap = replace(request, budget_used=config.policy.budget_prefer_cheap_at)
+    capped = route_decide(request=near_cap, policy=config.policy, pair=pair)
+    chosen = route_record_budgeted(
+        message_id=plan.message_id, wanted=decision, capped=capped, budget=budget
+    )
+    return replace(plan, model=chosen.model)
 
 
-def budget_applied(
+def budget_worth_reading(
     decision: RouteDecision,
-    request: RouteRequest,
-    config: RoutingConfig,
     pair: ModelPair,
+    config: RoutingConfig,
     *,
-    user_id: int,
-    plan: Plan,
-) -> RouteDecision:
-    """The decision again with the user's budget, read only when it can change the model."""
-    if config.policy.budget_prefer_cheap_at >= 1:
-        return decision
-    budget = budget_used_fraction(user_id=user_id, plan=plan)
-    if budget <= 0:
-        return decision
-    request = replace(request, budget_used=budget)
-    return route_decide(request=request, policy=config.policy, pair=pair)
+    user: Any,
+    billing_plan: Plan | None,
+) -> dict[str, Any] | None:
+    """The budget's query parameters when it can change the decision (the strong model wanted,
+    a plan with caps, a threshold below 1); else None."""
+    threshold = config.policy.budget_prefer_cheap_at
+    if decision.model == pair.cheap or billing_plan is None or threshold >= 1:
+        return None
+    params = budget_params(user_id=user.pk, plan=billing_plan)
+    return None if params is None else {**params, "threshold": threshold}
 
 
 def pair_for(config: RoutingConfig, billing_plan: Plan | None) -> ModelPair:
@@ -86,6 +89,46 @@ def pair_for(config: RoutingConfig, billing_plan: Plan | None) -> ModelPair:
     if pair is None:
         raise InvalidInput("your plan offers no model; ask an administrator")
     return pair
+
+
+# One statement for a turn that wants the strong model on a plan with caps: read the budget
+# used and record the decision it selects (the cheap one at or over the policy's threshold,
+# the same comparison ``route_decide`` makes), so the budget costs no round trip of its own.
+ROUTE_BUDGETED_SQL = f"""
+WITH budget AS ({BUDGET_USED_SQL}), chosen AS (
+    SELECT used, used >= %(threshold)s::float8 AS capped FROM budget
+)
+UPDATE conversations_message SET
+    model = CASE WHEN capped THEN %(capped_model)s ELSE %(wanted_model)s END,
+    route_reason = CASE WHEN capped THEN %(capped_reason)s ELSE %(wanted_reason)s END,
+    route_detail = CASE WHEN capped THEN %(capped_detail)s::jsonb ELSE %(wanted_detail)s::jsonb END
+        || jsonb_build_object('budget_used', round(used::numeric, 4))
+FROM chosen WHERE id = %(message_id)s
+RETURNING chosen.capped, chosen.used
+"""  # noqa: S608  (constant fragments; every value is a bound parameter)
+
+
+def route_record_budgeted(
+    *, message_id: int, wanted: RouteDecision, capped: RouteDecision, budget: dict[str, Any]
+) -> RouteDecision:
+    """Record ``capped`` if the budget used reaches ``budget["threshold"]``, else ``wanted``."""
+    params = {
+        **budget,
+        "message_id": message_id,
+        "wanted_model": wanted.model,
+        "wanted_reason": wanted.reason,
+        "wanted_detail": json.dumps(wanted.detail),
+        "capped_model": capped.model,
+        "capped_reason": capped.reason,
+        "capped_detail": json.dumps(capped.detail),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(ROUTE_BUDGETED_SQL, params)
+        row = cursor.fetchone()
+    if row is None:  # the answer row is gone: nothing to route
+        return wanted
+    chosen = capped if row[0] else wanted
+    return replace(chosen, detail={**chosen.detail, "budget_used": round(float(row[1]), 4)})
 
 
 ROUTE_SQL = """

@@ -8,12 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
-from billing.models import ModelPrice
+from billing.models import ModelPrice, QuotaPeriod
+from billing.selectors import budget_used_fraction, period_start_of
 from billing.tests.conftest import plan_make, user_on
 from chatbot.users.tests.factories import UserFactory
 from conftest import PROJECT_DIR, worker_env
 from conversations.generation import TurnPlan
+from conversations.model_routing import ModelPair, RouteRequest, route_decide
 from conversations.models import Message, RoutingPolicy
 from conversations.routing_policy import cache, routing_config
 from conversations.services import conversation_create
@@ -154,10 +157,40 @@ def test_the_budget_is_read_only_when_the_strong_model_is_wanted(django_assert_n
     code = "def f(x):\n    return x"
     turn = begun_turn(user, conversation, code)
 
-    with django_assert_num_queries(2):  # the period row, then the UPDATE
+    with django_assert_num_queries(1):  # the period row is read inside the UPDATE
         routed = turn_route(plan=turn, question=code, user=user, billing_plan=plan)
 
     assert routed.model == "strong-m"
+    stored = Message.objects.get(pk=turn.message_id)
+    assert stored.route_detail is not None
+    assert (stored.route_reason, stored.route_detail["budget_used"]) == ("code", 0.0)
+
+
+@pytest.mark.parametrize("used", [0, 799, 800, 801, 1000, 1500])
+def test_the_statement_picks_what_route_decide_picks_at_each_budget(used):
+    prices_make()
+    user = user_on(plan_make(tokens_per_month=1000))
+    plan = user.subscription.plan
+    QuotaPeriod.objects.create(
+        user=user, period_start=period_start_of(timezone.now()), tokens_used=used
+    )
+    code = "def f(x):\n    return x"
+    turn = begun_turn(user, conversation_create(owner=user, title="a", model="auto"), code)
+    config = routing_config()
+
+    routed = turn_route(plan=turn, question=code, user=user, billing_plan=plan)
+
+    budget = budget_used_fraction(user_id=user.pk, plan=plan)
+    assert budget == used / 1000
+    expected = route_decide(
+        request=RouteRequest(code, 50, False, budget),
+        policy=config.policy,
+        pair=ModelPair("cheap-m", "strong-m"),
+    )
+    stored = Message.objects.get(pk=turn.message_id)
+    assert routed.model == stored.model == expected.model
+    assert stored.route_reason == expected.reason
+    assert stored.route_detail == expected.detail
 
 
 def test_auto_is_refused_when_the_plan_offers_no_model():
