@@ -110,7 +110,7 @@ def model_prices() -> dict[str, int]:
 
 
 # The larger of the token and cost fractions of the caps the user has used or reserved this
-# period (0 without a period row or a cap). A fragment other statements may embed as a CTE.
+# period (0 without a period row or a cap).
 BUDGET_USED_SQL = """
 SELECT GREATEST(0.0,
     COALESCE(MAX(tokens_used + tokens_reserved)::float8 / NULLIF(%(tokens_cap)s::bigint, 0), 0),

@@ -25,6 +25,7 @@ from conversations.context import context_build, system_prompt
 from conversations.delivery import done_payload, started_frame, turn_announce
 from conversations.grounding import citations_cited, grounding_build, sources_budget
 from conversations.metering import turn_admit_user, turn_reserve
+from conversations.model_routing import RouteDecision
 from conversations.models import Conversation, Message
 from conversations.moderation import (
     OUTPUT_WITHHELD,
@@ -59,6 +60,7 @@ class TurnPlan:
     summarize_through_id: int | None
     citations: tuple[dict[str, Any], ...] = ()  # the numbered sources in the prompt
     prompt_tokens_estimate: int = 0  # the context's character-based upper estimate
+    route: RouteDecision | None = None  # why ``auto`` chose ``model`` (written at finish)
 
 
 def plan_build(
@@ -172,6 +174,7 @@ def outcome_for(
         ttft_ms=round((ttft - started) * 1000) if ttft else None,
         duration_ms=round((time.monotonic() - started) * 1000),
         citations=citations_cited(list(plan.citations), relay.text),
+        route=plan.route,
         **extra,
     )
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from conversations.exceptions import InvalidInput, NotFound, TurnInProgress
 from conversations.metering import models_for, turn_settle
-from conversations.model_routing import AUTO
+from conversations.model_routing import AUTO, RouteDecision
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
 from conversations.titles import title_schedule
@@ -201,6 +201,7 @@ class TurnOutcome:
     error_code: str = ""
     error_detail: str = ""
     citations: list[dict[str, Any]] | None = None
+    route: RouteDecision | None = None  # an ``auto`` turn's choice, recorded with the outcome
 
 
 def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
@@ -220,6 +221,8 @@ def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
         "error_code": outcome.error_code,
         "error_detail": outcome.error_detail,
         "citations": json.dumps(outcome.citations or []),
+        "route_reason": outcome.route.reason if outcome.route else "",
+        "route_detail": json.dumps(outcome.route.detail) if outcome.route else None,
     }
     with transaction.atomic():  # the outcome and the quota settle together, or not at all
         finished = finish_rows_update(message_id=message_id, values=values)
@@ -251,7 +254,6 @@ def turns_reap(*, grace_s: int = REAP_GRACE_S) -> list[int]:
         outcome = TurnOutcome(
             status=Message.Status.INTERRUPTED,
             content=text,
-            model=model,
             completion_tokens=token_count(text, model=model),
             error_code="interrupted",
             error_detail="The answer was interrupted (the server stopped); its text is kept.",

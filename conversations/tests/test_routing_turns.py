@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +13,9 @@ from django.utils import timezone
 from billing.models import ModelPrice, QuotaPeriod, UsageRecord
 from billing.selectors import period_start_of
 from billing.tests.conftest import plan_make, user_on
+from conversations.generation import turn_start
 from conversations.models import Message
-from conversations.services import conversation_create
+from conversations.services import conversation_create, turns_reap
 from conversations.tests.conftest import ChatClient
 from conversations.tests.test_sse import logged_in, read_stream
 
@@ -172,3 +174,27 @@ async def test_the_message_list_shows_each_answers_model(priced_models):
 
     answers = [m for m in json.loads(page.content)["items"] if m["role"] == "assistant"]
     assert [m["model"] for m in answers] == [STRONG]
+
+
+@sync_to_async
+def killed_auto_turn(user: Any, conversation: Any) -> int:
+    """An auto turn begun, routed and reserved, whose task died before any text."""
+    turn, plan = turn_start(
+        user=user, conversation_id=conversation.pk, content=CODE_QUESTION, idempotency_key="k"
+    )
+    assert plan is not None and plan.model == STRONG
+    message_id = turn.assistant_message.pk
+    Message.objects.filter(pk=message_id).update(created_at=timezone.now() - timedelta(minutes=2))
+    return message_id
+
+
+async def test_a_reaped_auto_turn_is_settled_on_the_routed_models_price(priced_models):
+    user, conversation = await auto_chat(tokens_per_month=100_000)
+    message_id = await killed_auto_turn(user, conversation)
+
+    assert await sync_to_async(turns_reap)(grace_s=0) == [message_id]
+
+    message, record = await billed(message_id)
+    assert message.status == "interrupted"
+    assert record.model == STRONG  # reserved for the routed model, settled on it
+    assert record.cost == cost_of(STRONG, record.prompt_tokens, record.completion_tokens) > 0
