@@ -38,6 +38,7 @@ from bench.children import RESULTS, ROOT
 from bench.stats import distribution
 
 CHEAP, STRONG = "bench-cheap", "bench-strong"
+FINISH: list[tuple[float, float]] = []  # the last finish step's wall and CPU ms
 PLAIN = "How do refunds work for orders paid by card?"
 CODE = (
     "Why does this fail?\n```python\ndef total(items):\n    return sum(i.price for i in items\n```"
@@ -95,7 +96,11 @@ def catalogue_seed() -> Any:
 
 
 def begin_once(user: Any, conversation_id: int, question: str) -> tuple[float, float, str]:
-    """One begin step (then finished, so the next turn may begin): wall ms, CPU ms, model."""
+    """One begin step, then its finish (the next turn may then begin): wall ms, CPU ms, model.
+
+    Both steps are timed (the route is written by the finish); the first tuple values are the
+    begin's, the finish's go to ``FINISH``.
+    """
     from conversations.generation import turn_start
     from conversations.models import Message
     from conversations.services import TurnOutcome, turn_finish
@@ -109,8 +114,14 @@ def begin_once(user: Any, conversation_id: int, question: str) -> tuple[float, f
     )
     wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
     assert plan is not None
-    outcome = TurnOutcome(status=Message.Status.COMPLETE, content="ok", model=plan.model)
+    outcome = TurnOutcome(
+        status=Message.Status.COMPLETE, content="ok", model=plan.model, route=plan.route
+    )
+    finish_wall, finish_cpu = time.perf_counter(), time.thread_time()
     turn_finish(message_id=turn.assistant_message.pk, outcome=outcome)
+    FINISH.append(
+        ((time.perf_counter() - finish_wall) * 1000, (time.thread_time() - finish_cpu) * 1000)
+    )
     return wall * 1000, cpu * 1000, plan.model
 
 
@@ -124,6 +135,8 @@ def begin_overhead(user: Any, turns: int) -> dict[str, Any]:
     }
     wall: dict[str, list[float]] = {kind: [] for kind in kinds}
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    finish_wall: dict[str, list[float]] = {kind: [] for kind in kinds}
+    finish_cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     models: dict[str, int] = {}
     for kind in kinds:  # warm-up: connections, imports, the policy cache
         begin_once(user, conversations[kind], PLAIN)
@@ -134,6 +147,8 @@ def begin_overhead(user: Any, turns: int) -> dict[str, Any]:
             wall_ms, cpu_ms, model = begin_once(user, conversations[kind], question)
             wall[kind].append(wall_ms)
             cpu[kind].append(cpu_ms)
+            finish_wall[kind].append(FINISH[-1][0])
+            finish_cpu[kind].append(FINISH[-1][1])
             if kind == "auto":
                 models[model] = models.get(model, 0) + 1
     paired = [a - f for a, f in zip(wall["auto"], wall["fixed"], strict=True)]
@@ -158,6 +173,8 @@ def begin_overhead(user: Any, turns: int) -> dict[str, Any]:
             "cpu_p50": round(statistics.median(cpu["auto"]) / statistics.median(cpu["fixed"]), 3),
         },
         "auto_models": models,
+        "finish_wall_ms": {kind: distribution(finish_wall[kind]) for kind in kinds},
+        "finish_cpu_ms": {kind: distribution(finish_cpu[kind]) for kind in kinds},
     }
 
 
