@@ -22,3 +22,18 @@ class ConversationsConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
 
         user_logged_in.connect(session_remember, dispatch_uid="conversations.session_remember")
+        routing_signals_connect()
+
+
+def routing_signals_connect() -> None:
+    """A changed routing policy or price reaches every process's cached copy."""
+    from django.db.models.signals import post_delete, post_save
+
+    from billing.models import ModelPrice
+    from conversations.models import RoutingPolicy
+    from conversations.routing_policy import routing_changed
+
+    for signal in (post_save, post_delete):
+        for model in (RoutingPolicy, ModelPrice):
+            uid = f"routing-{model.__name__}-{signal is post_save}"
+            signal.connect(routing_changed, sender=model, dispatch_uid=uid)

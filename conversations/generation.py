@@ -25,6 +25,7 @@ from conversations.context import context_build, system_prompt
 from conversations.delivery import done_payload, started_frame, turn_announce
 from conversations.grounding import citations_cited, grounding_build, sources_budget
 from conversations.metering import Admission, turn_admit_user, turn_admit_user_async, turn_reserve
+from conversations.model_routing import RouteDecision
 from conversations.models import Conversation, Message
 from conversations.moderation import (
     OUTPUT_WITHHELD,
@@ -39,6 +40,7 @@ from conversations.services import (
     turn_begin,
     turn_finish,
 )
+from conversations.turn_routing import turn_route
 from llm.chat import ChatEvent, ChatMessage, Delta, Finish, Served
 from llm.exceptions import ProviderError
 from llm.moderation import OutputFlagged, OutputWatch
@@ -58,6 +60,7 @@ class TurnPlan:
     summarize_through_id: int | None
     citations: tuple[dict[str, Any], ...] = ()  # the numbered sources in the prompt
     prompt_tokens_estimate: int = 0  # the context's character-based upper estimate
+    route: RouteDecision | None = None  # why ``auto`` chose ``model`` (written at finish)
 
 
 def plan_build(
@@ -103,6 +106,9 @@ def turn_start(
         if not turn.created:
             return turn, None
         plan = plan_build(turn.conversation, turn.user_message, turn.assistant_message, user=user)
+        plan = turn_route(
+            plan=plan, question=turn.user_message.content, user=user, billing_plan=billing_plan
+        )
         turn_reserve(plan=billing_plan, user=user, turn_plan=plan)
     return turn, plan
 
@@ -179,6 +185,7 @@ def outcome_for(
         ttft_ms=round((ttft - started) * 1000) if ttft else None,
         duration_ms=round((time.monotonic() - started) * 1000),
         citations=citations_cited(list(plan.citations), relay.text),
+        route=plan.route,
         **extra,
     )
 
