@@ -22,3 +22,9 @@ class ConversationsConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
 
         user_logged_in.connect(session_remember, dispatch_uid="conversations.session_remember")
+        from conversations.answer_cache import document_changed_receiver
+        from knowledge.signals import document_changed
+
+        document_changed.connect(
+            document_changed_receiver, dispatch_uid="conversations.answer_cache_forget"
+        )

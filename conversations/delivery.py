@@ -49,6 +49,7 @@ def message_state(message_id: int) -> Message | None:
             "citations",
             "error_code",
             "error_detail",
+            "cached",
         )
         .first()
     )
@@ -62,6 +63,8 @@ def done_payload(end: TurnOutcome | Message) -> dict[str, Any]:
         "citations": end.citations or [],
         "content": end.content,
     }
+    if end.cached:
+        payload["cached"] = True
     if end.error_code:
         payload["error"] = {"code": end.error_code, "detail": end.error_detail}
     return payload

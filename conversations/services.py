@@ -193,6 +193,7 @@ class TurnOutcome:
     error_code: str = ""
     error_detail: str = ""
     citations: list[dict[str, Any]] | None = None
+    cached: bool = False  # served from the answer cache
 
 
 def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
@@ -212,6 +213,7 @@ def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
         "error_code": outcome.error_code,
         "error_detail": outcome.error_detail,
         "citations": json.dumps(outcome.citations or []),
+        "cached": outcome.cached,
     }
     with transaction.atomic():  # the outcome and the quota settle together, or not at all
         finished = finish_rows_update(message_id=message_id, values=values)
