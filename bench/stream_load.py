@@ -464,6 +464,7 @@ def child_commands(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "CHAT_MODELS": MODEL,
         "BENCH_TRACE_FILE": str(TRACE_FILE),
         "WEB_EVENT_LOOP": args.event_loop,
+        "ANSWER_CACHE_ENABLED": "0",  # every chat asks the same first question
     }
     commands: dict[str, dict[str, Any]] = {
         "fake_server": {"argv": fake_argv, "port": fake_port, "ready_path": "/v1/models"},

@@ -323,6 +323,8 @@ EMBEDDING_MODEL = env(
 EMBEDDING_DIMENSIONS = envint("EMBEDDING_DIMENSIONS", 384)
 EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", 32)
 EMBEDDING_THREADS = envint("EMBEDDING_THREADS", 2)  # onnxruntime intra-op threads (minilm)
+# Threads for embedding one question (a chat turn's lookup and retrieval); see llm/minilm.py.
+EMBEDDING_QUERY_THREADS = envint("EMBEDDING_QUERY_THREADS", 1)
 # Empty: the chat model's OPENAI_BASE_URL / OPENAI_API_KEY.
 EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
 EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")

@@ -21,6 +21,7 @@ bypass the cache (``CacheMode``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -35,7 +36,6 @@ from django.conf import settings
 from django.db import connection
 
 from conversations import answer_cache_sql as sql
-from conversations import streams
 from conversations.models import Conversation, Message
 from knowledge.selectors import query_embedding, readable_collection_ids, vector_literal
 
@@ -48,6 +48,7 @@ CacheMode = Literal["use", "refresh", "skip"]
 KEY_PREFIX = "answer-cache:"
 MAX_QUESTION_CHARS = 2000  # what retrieval embeds too (grounding.MAX_QUERY_CHARS)
 PURGE_BATCH = 5000
+REDIS_TIMEOUT_S = 2  # a stuck Redis must not hold a turn: the lookup then treats it as a miss
 _SPACE = re.compile(r"\s+")
 _EDGE_PUNCTUATION = " \t\n?!.,;:¿¡…\"'"
 
@@ -78,6 +79,17 @@ def scope_of(*, collection_ids: Sequence[int], model: str, system_prompt: str) -
 
 def exact_key(scope: str, question_hash: str) -> str:
     return f"{KEY_PREFIX}{scope}:{question_hash}"
+
+
+@functools.cache
+def redis_client(url: str) -> redis.Redis:
+    """One pooled client per process (thread-safe): a new one per lookup would cost a
+    connection each time, on the path to the first token."""
+    return redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S)
+
+
+def exact_store() -> redis.Redis:
+    return redis_client(settings.REDIS_URL)
 
 
 @dataclass
@@ -160,7 +172,7 @@ def answer_lookup(*, probe: CacheProbe, threshold: float | None = None) -> Cache
 
 def exact_lookup(probe: CacheProbe) -> CacheHit | None:
     try:
-        raw = streams.sync_client().get(exact_key(probe.scope, probe.question_hash))
+        raw = exact_store().get(exact_key(probe.scope, probe.question_hash))
     except redis.RedisError:
         logger.warning("answer cache: Redis unavailable; exact layer skipped", exc_info=True)
         return None
@@ -261,7 +273,7 @@ def answer_store(*, probe: CacheProbe, answer: AnswerToStore) -> int | None:
 def exact_remember(probe: CacheProbe, entry_id: int) -> None:
     key = exact_key(probe.scope, probe.question_hash)
     try:
-        streams.sync_client().set(key, entry_id, ex=settings.ANSWER_CACHE_TTL_SECONDS)
+        exact_store().set(key, entry_id, ex=settings.ANSWER_CACHE_TTL_SECONDS)
     except redis.RedisError:  # the semantic layer still finds it
         logger.warning("answer cache: Redis unavailable; exact key not written", exc_info=True)
 
