@@ -50,6 +50,21 @@ MAX_QUESTION_CHARS = 2000  # what retrieval embeds too (grounding.MAX_QUERY_CHAR
 PURGE_BATCH = 5000
 REDIS_TIMEOUT_S = 2  # a stuck Redis must not hold a turn: the lookup then treats it as a miss
 _SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"[\w']+")
+# Words that flip or shift what a question asks while barely moving its embedding ("more" vs
+# "less stable": cosine 0.999 with MiniLM, bench/cache_threshold.py). A paraphrase found by
+# meaning that has one of them where the cached question has not is refused.
+_POLARITY = """
+    not no never none nor neither without cannot cant dont doesnt didnt isnt arent wasnt werent
+    wont shouldnt couldnt wouldnt hasnt havent less more least most fewer greater higher lower
+    increase decrease reduce raise positive positively negative negatively before after above
+    below first last best worst earlier later older newer min max minimum maximum enable
+    disable allow deny add remove open close start stop off induce suppress inhibit promote
+    prevent activate enhance diminish accelerate slow fast faster slower improve worsen
+    presence absence present absent dependent independent fail succeed success failure true
+    false
+"""
+POLARITY_WORDS = frozenset(_POLARITY.split())
 _EDGE_PUNCTUATION = " \t\n?!.,;:¿¡…\"'"
 
 
@@ -65,6 +80,23 @@ def question_normalise(text: str) -> str:
     """Case, width and spacing folded; punctuation at the ends dropped."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     return _SPACE.sub(" ", folded).strip(_EDGE_PUNCTUATION)
+
+
+def question_words(text: str) -> set[str]:
+    return {word.replace("'", "") for word in _WORD.findall(question_normalise(text))}
+
+
+def questions_conflict(asked: str, cached: str) -> bool:
+    """Whether two questions close in meaning may still want different answers: they differ
+    in a number or in a word of ``POLARITY_WORDS``."""
+    differ = question_words(asked) ^ question_words(cached)
+    return any(polar(word) or any(c.isdigit() for c in word) for word in differ)
+
+
+def polar(word: str) -> bool:
+    """``word``, or its stem under a common English inflection, is in ``POLARITY_WORDS``."""
+    forms = {word, word[:-1], word[:-2], word[:-3], word[:-1] + "e", word[:-3] + "e"}
+    return not POLARITY_WORDS.isdisjoint(form for form in forms if len(form) > 1)
 
 
 def sha256_hex(text: str) -> str:
@@ -199,7 +231,8 @@ def semantic_lookup(probe: CacheProbe, *, threshold: float | None = None) -> Cac
     row = nearest_row(params)
     if row is None or 1.0 - float(row[-1]) < bound:
         return None
-    return hit_of(row, exact=False)
+    hit = hit_of(row, exact=False)
+    return None if questions_conflict(probe.question, hit.question) else hit
 
 
 def nearest_row(params: dict[str, Any]) -> tuple[Any, ...] | None:

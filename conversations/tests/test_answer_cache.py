@@ -178,6 +178,16 @@ async def test_an_unrelated_question_misses(alice, fake_llm):
     assert len(await entries(2)) == 2  # its own answer is kept too
 
 
+async def test_the_opposite_question_is_not_served_the_cached_answer(alice, fake_llm, settings):
+    settings.ANSWER_CACHE_THRESHOLD = 0.75  # MiniLM puts these two at 0.81: only the guard says no
+    await ask(alice, "How do I enable email notifications?")
+    await entries(1)
+
+    frames = await ask(alice, "How do I disable email notifications?")
+
+    assert "cached" not in done_of(frames)
+
+
 async def test_the_same_question_to_another_model_misses(alice, fake_llm, settings):
     await ask(alice, "How do I reset my password?", model=FAKE_MODEL)
     await entries(1)
