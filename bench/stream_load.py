@@ -469,6 +469,7 @@ def child_commands(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "WEB_EVENT_LOOP": args.event_loop,
         "WEB_SERVER": args.server,
         "WEB_ACCESS_LOG": "0",
+        "ANSWER_CACHE_ENABLED": "0",  # every chat asks the same first question
     }
     commands: dict[str, dict[str, Any]] = {
         "fake_server": {"argv": fake_argv, "port": fake_port, "ready_path": "/v1/models"},

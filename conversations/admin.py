@@ -3,6 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from conversations.models import (
+    CachedAnswer,
     Conversation,
     Export,
     Message,
@@ -69,7 +70,7 @@ class MessageAdmin(admin.ModelAdmin[Message]):
         "ttft_ms",
         "created_at",
     )
-    list_filter = ("status", "role", "model", "route_reason", "provider")
+    list_filter = ("status", "role", "model", "route_reason", "provider", "cached")
     search_fields = ("=id", "=conversation__id", "error_code")
     raw_id_fields = ("conversation", "reply_to")
     date_hierarchy = "created_at"
@@ -202,3 +203,50 @@ class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
         ("Budget", {"fields": ["budget_prefer_cheap_at"]}),
         (None, {"fields": ["updated_at"]}),
     ]
+
+
+@admin.register(CachedAnswer)
+class CachedAnswerAdmin(admin.ModelAdmin[CachedAnswer]):
+    """Answers kept by the answer cache: read-only; deleting one makes the next asker's fresh."""
+
+    list_display = (
+        "id",
+        "short_question",
+        "model",
+        "hit_count",
+        "last_hit_at",
+        "created_at",
+        "expires_at",
+    )
+    list_filter = ("model",)
+    search_fields = ("question",)
+    date_hierarchy = "created_at"
+    ordering = ("-id",)
+    fields = (
+        "question",
+        "answer",
+        "citations",
+        "model",
+        "scope",
+        "question_hash",
+        "document_ids",
+        "document_versions",
+        "created_at",
+        "expires_at",
+        "hit_count",
+        "last_hit_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="question")
+    def short_question(self, entry: CachedAnswer) -> str:
+        return entry.question[:100]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CachedAnswer]:
+        return super().get_queryset(request).defer("embedding")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

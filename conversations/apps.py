@@ -23,6 +23,17 @@ class ConversationsConfig(AppConfig):
 
         user_logged_in.connect(session_remember, dispatch_uid="conversations.session_remember")
         routing_signals_connect()
+        answer_cache_signals_connect()
+
+
+def answer_cache_signals_connect() -> None:
+    """A changed or deleted document drops the cached answers that cite it."""
+    from conversations.answer_cache import document_changed_receiver
+    from knowledge.signals import document_changed
+
+    document_changed.connect(
+        document_changed_receiver, dispatch_uid="conversations.answer_cache_forget"
+    )
 
 
 def routing_signals_connect() -> None:

@@ -50,6 +50,7 @@ def message_state(message_id: int) -> Message | None:
             "citations",
             "error_code",
             "error_detail",
+            "cached",
         )
         .first()
     )
@@ -64,6 +65,8 @@ def done_payload(end: TurnOutcome | Message) -> dict[str, Any]:
         "content": end.content,
         "model": end.model,
     }
+    if end.cached:
+        payload["cached"] = True
     if end.error_code:
         payload["error"] = {"code": end.error_code, "detail": end.error_detail}
     return payload

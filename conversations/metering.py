@@ -84,6 +84,7 @@ def turn_settle(*, message_id: int, outcome: TurnOutcome) -> None:
         completion_tokens=outcome.completion_tokens,
         ttft_ms=outcome.ttft_ms,
         duration_ms=outcome.duration_ms,
+        cache_hit=outcome.cached,
     )
     usage_settle(message_id=message_id, usage=usage)
 

@@ -6,12 +6,16 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Func
+from pgvector.django import HnswIndex
+
+from knowledge.models import EmbeddingField
 
 # Full-text configuration of titles and messages (a regconfig name; "simple" does no stemming).
 SEARCH_CONFIG = "english"
@@ -163,6 +167,9 @@ class Message(models.Model):
     # Database defaults: the turn's one-statement insert (``turn_sql``) need not name them.
     route_reason = models.CharField(max_length=20, blank=True, default="", db_default="")
     route_detail = models.JSONField(null=True, blank=True)
+    cached = models.BooleanField(
+        default=False, db_default=False, help_text="Served from the answer cache."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     search = models.GeneratedField(
@@ -420,3 +427,45 @@ class RoutingPolicy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CachedAnswer(models.Model):
+    """A complete answer to a standalone question, served again to the same permission scope.
+
+    ``scope`` hashes what the answer may depend on besides the question: the collections the
+    asker could read, the model, the system prompt and ``ANSWER_CACHE_PROMPT_VERSION`` (see
+    ``conversations.answer_cache``). ``document_ids`` / ``document_versions`` are the cited
+    documents at the versions the answer was written from: a lookup skips an entry whose
+    documents are gone or changed, and a change deletes it (``document_changed``).
+    """
+
+    question = models.TextField()
+    question_hash = models.CharField(max_length=64, help_text="sha256 of the normalised question.")
+    scope = models.CharField(max_length=64)
+    embedding = EmbeddingField()
+    answer = models.TextField()
+    citations = models.JSONField(default=list, blank=True)
+    model = models.CharField(max_length=100)
+    document_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    document_versions = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    hit_count = models.PositiveIntegerField(default=0)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="cachedanswer_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            models.Index(fields=["scope", "question_hash"], name="cachedanswer_exact"),
+            models.Index(fields=["expires_at"], name="cachedanswer_expiry"),
+            GinIndex(fields=["document_ids"], name="cachedanswer_documents"),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]

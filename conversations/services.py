@@ -202,6 +202,7 @@ class TurnOutcome:
     error_detail: str = ""
     citations: list[dict[str, Any]] | None = None
     route: RouteDecision | None = None  # an ``auto`` turn's choice, recorded with the outcome
+    cached: bool = False  # served from the answer cache
 
 
 def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
@@ -223,6 +224,7 @@ def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
         "citations": json.dumps(outcome.citations or []),
         "route_reason": outcome.route.reason if outcome.route else "",
         "route_detail": json.dumps(outcome.route.detail) if outcome.route else None,
+        "cached": outcome.cached,
     }
     with transaction.atomic():  # the outcome and the quota settle together, or not at all
         finished = finish_rows_update(message_id=message_id, values=values)

@@ -132,7 +132,7 @@ fused AS (
     LIMIT %(k)s
 )
 SELECT ch.id, ch.document_id, d.title, ch.collection_id, c.name, ch.page, ch.section, ch.text,
-    fused.score, fused.vector_rank, fused.text_rank
+    fused.score, fused.vector_rank, fused.text_rank, ch.version
 FROM fused
 JOIN knowledge_chunk ch ON ch.id = fused.id
 JOIN knowledge_document d ON d.id = ch.document_id
@@ -157,3 +157,9 @@ SELECT EXISTS (
     SELECT 1 FROM knowledge_document d
     WHERE d.collection_id IN (SELECT id FROM readable) AND d.status = 'ready'
 )"""  # noqa: S608
+
+# The sorted ids of the collections a user may read (the answer cache's permission scope).
+READABLE_IDS_SQL = f"""
+WITH {READABLE_SQL}
+SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM readable
+"""  # noqa: S608

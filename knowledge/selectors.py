@@ -83,6 +83,16 @@ def document_get_for_writer(*, user: Any, document_id: int) -> Document:
     return document
 
 
+def readable_collection_ids(*, user: Any) -> list[int]:
+    """The ids of the collections ``user`` may read, in ascending order (one query)."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(search_sql.READABLE_IDS_SQL, {"user_id": user.pk, "collection_ids": None})
+        row = cursor.fetchone()
+    return list(row[0]) if row else []
+
+
 def searchable_exists(*, user: Any) -> bool:
     """Whether the user may read any ready document (else a search can skip the embedding)."""
     if not getattr(user, "is_authenticated", False):
@@ -106,6 +116,7 @@ class ChunkHit:
     score: float
     vector_rank: int | None
     text_rank: int | None
+    document_version: int = 0  # the version the chunk belongs to (the document's current)
 
 
 def vector_literal(embedding: Sequence[float]) -> str:

@@ -29,6 +29,7 @@ from django.utils import timezone
 from knowledge import upload_limits
 from knowledge.exceptions import Conflict, InvalidInput, TooLarge
 from knowledge.models import Chunk, Collection, Document
+from knowledge.signals import document_changed_send
 from knowledge.text_stats import text_stats_apply
 
 logger = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ def document_reingest(*, document: Document) -> None:
         status_changed_at=timezone.now(),
     )
     transaction.on_commit(lambda: ingest_enqueue(document_id=document.pk))
+    document_changed_send(document_id=document.pk)
 
 
 @transaction.atomic
@@ -208,8 +210,10 @@ def document_delete(*, document: Document) -> None:
     text_stats_apply(
         collection_id=document.collection_id, document_id=document.pk, version=None, sign=-1
     )
+    document_id = document.pk
     Chunk.objects.filter(document_id=document.pk).delete()
     document.delete()
+    document_changed_send(document_id=document_id)
     if path is not None:
         transaction.on_commit(lambda: path.unlink(missing_ok=True))
 
@@ -279,6 +283,8 @@ def document_claim(*, document_id: int) -> Document | None:
         return None
     document.attempts += 1
     document.version += 1
+    if document.version > 1:  # a new version of a document that had one
+        document_changed_send(document_id=document_id)
     document.status = Document.Status.PROCESSING
     document.status_changed_at = timezone.now()
     document.progress_done = document.progress_total = 0
