@@ -163,7 +163,8 @@ class Message(models.Model):
     citations = models.JSONField(default=list, blank=True)
     error_code = models.CharField(max_length=50, blank=True)
     error_detail = models.TextField(blank=True)
-    # Why the ``auto`` model picked ``model`` for this answer (empty: the user chose the model).
+    # Why the ``auto`` model picked ``model`` for this answer (empty: the user chose the model),
+    # written with the outcome when the turn finishes.
     # Database defaults: the turn's one-statement insert (``turn_sql``) need not name them.
     route_reason = models.CharField(max_length=20, blank=True, default="", db_default="")
     route_detail = models.JSONField(null=True, blank=True)

@@ -198,3 +198,28 @@ async def test_a_reaped_auto_turn_is_settled_on_the_routed_models_price(priced_m
     assert message.status == "interrupted"
     assert record.model == STRONG  # reserved for the routed model, settled on it
     assert record.cost == cost_of(STRONG, record.prompt_tokens, record.completion_tokens) > 0
+
+
+@sync_to_async
+def plan_narrowed(user: Any, models: list[str]) -> None:
+    from billing.services import plan_set
+
+    plan_set(name=user.subscription.plan.name, models_allowed=models)
+
+
+async def test_an_auto_turn_whose_plan_no_longer_offers_a_model_is_refused_cleanly(
+    priced_models,
+):
+    user, conversation = await auto_chat(tokens_per_month=100_000)
+    await plan_narrowed(user, ["retired-model"])
+    client = ChatClient(user, conversation.pk)
+    await client.connect()
+
+    await client.send(type="message.send", content="Hello?", idempotency_key="k1")
+    frame = await client.receive()
+    await client.close()
+
+    assert (frame["type"], frame["code"]) == ("error", "invalid")
+    assert "no model" in frame["detail"]
+    assert not await Message.objects.filter(conversation_id=conversation.pk).aexists()
+    assert not await UsageRecord.objects.filter(conversation_id=conversation.pk).aexists()
