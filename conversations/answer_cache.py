@@ -140,6 +140,14 @@ class CacheProbe:
             self.embedding = query_embedding(self.question)
         return self.embedding
 
+    def embedding_if_possible(self) -> list[float] | None:
+        """The embedding, or None when the embedding provider failed (a remote one may)."""
+        try:
+            return self.embed()
+        except Exception:
+            logger.exception("answer cache: embedding the question failed")
+            return None
+
 
 @dataclass(frozen=True)
 class CacheHit:
@@ -186,6 +194,20 @@ def question_is_standalone(question: Message) -> bool:
         return False
     earlier = Message.objects.filter(conversation_id=question.conversation_id, id__lt=question.pk)
     return not earlier.exists()
+
+
+def cache_consult(
+    *, user: Any, conversation: Conversation, question: Message, mode: CacheMode
+) -> tuple[CacheProbe | None, CacheHit | None]:
+    """The turn's probe and, when there is one, its cached answer. A failure is a miss (the
+    cache is an aid: the model can still answer); the probe is then dropped, so nothing is
+    stored either."""
+    try:
+        probe = cache_probe(user=user, conversation=conversation, question=question, mode=mode)
+        return probe, (answer_lookup(probe=probe) if probe is not None else None)
+    except Exception:
+        logger.exception("answer cache: lookup failed; answering without it")
+        return None, None
 
 
 def answer_lookup(*, probe: CacheProbe, threshold: float | None = None) -> CacheHit | None:
@@ -237,7 +259,8 @@ def semantic_lookup(probe: CacheProbe, *, threshold: float | None = None) -> Cac
 
 def nearest_row(params: dict[str, Any]) -> tuple[Any, ...] | None:
     """The HNSW settings and the lookup in one round trip (two statements); the settings are
-    local to the transaction, so outside one they would not reach the lookup."""
+    local to the transaction. Inside a turn's begin transaction this is a savepoint, so a
+    failed lookup leaves the turn's transaction usable (``cache_consult``)."""
     from django.db import transaction
 
     with transaction.atomic(), connection.cursor() as cursor:
