@@ -214,14 +214,22 @@ def answer_lookup(*, probe: CacheProbe, threshold: float | None = None) -> Cache
     """The cached answer for ``probe``'s question: the exact layer, then the nearest entry of
     the scope at least ``threshold`` similar (default ``ANSWER_CACHE_THRESHOLD``).
 
-    Embeds the question (into ``probe``) only when the exact layer misses.
+    Embeds the question (into ``probe``) only when the exact layer misses and the scope holds
+    entries: a scope seen for the first time (a user with a private collection of their own)
+    costs no embedding on the way to the first token.
     """
     if probe.mode != "use":
         return None
     hit = exact_lookup(probe)
-    if hit is not None:
+    if hit is not None or not scope_used(probe.scope):
         return hit
     return semantic_lookup(probe, threshold=threshold)
+
+
+def scope_used(scope: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SCOPE_USED_SQL, {"scope": scope})
+        return bool(cursor.fetchone()[0])
 
 
 def exact_lookup(probe: CacheProbe) -> CacheHit | None:
@@ -294,7 +302,7 @@ class AnswerToStore:
 
 
 def answer_storable(probe: CacheProbe, answer: AnswerToStore) -> bool:
-    if probe.mode == "skip" or not answer.answer.strip() or probe.embedding is None:
+    if probe.mode == "skip" or not answer.answer.strip():
         return False
     # No citation while the asker could read documents: maybe only because of who asked.
     return bool(answer.citations) or probe.reads_nothing
@@ -304,12 +312,15 @@ def answer_store(*, probe: CacheProbe, answer: AnswerToStore) -> int | None:
     """Keep a complete answer for the probe's scope; its entry id (None: not storable)."""
     if not answer_storable(probe, answer):
         return None
+    embedding = probe.embedding_if_possible()  # after the turn when the lookup did not need it
+    if embedding is None:
+        return None
     document_ids = sorted({int(c["document_id"]) for c in answer.citations})
     params: dict[str, Any] = {
         "question": probe.question,
         "question_hash": probe.question_hash,
         "scope": probe.scope,
-        "embedding": vector_literal(probe.embedding or []),
+        "embedding": vector_literal(embedding),
         "answer": answer.answer,
         "citations": json.dumps(answer.citations),
         "model": answer.model,

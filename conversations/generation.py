@@ -81,8 +81,8 @@ def plan_build(
     if hit is not None:
         return cached_plan(answer, conversation, probe, hit)
     budget = sources_budget(system_prompt=system_prompt(conversation), question=question.content)
-    # Computed once, for the cache and for retrieval (None: retrieval embeds, or fails, alone).
-    embedding = probe.embedding_if_possible() if probe is not None else None
+    # The question's embedding when the cache lookup made one: retrieval reuses it.
+    embedding = probe.embedding if probe is not None else None
     grounding = grounding_build(
         user=user, question=question.content, budget_tokens=budget, embedding=embedding
     )
