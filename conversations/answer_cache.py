@@ -104,8 +104,15 @@ def sha256_hex(text: str) -> str:
 
 
 def scope_of(*, collection_ids: Sequence[int], model: str, system_prompt: str) -> str:
-    """The permission and prompt scope an answer belongs to (a hash)."""
-    parts = [sorted(collection_ids), model, system_prompt, settings.ANSWER_CACHE_PROMPT_VERSION]
+    """The permission and prompt scope an answer belongs to (a hash). The embedding model is in
+    it too: vectors of two models cannot be compared."""
+    parts = [
+        sorted(collection_ids),
+        model,
+        system_prompt,
+        settings.ANSWER_CACHE_PROMPT_VERSION,
+        settings.EMBEDDING_MODEL,
+    ]
     return sha256_hex(json.dumps(parts, separators=(",", ":")))
 
 
