@@ -273,6 +273,9 @@ CHAT_PROVIDER_READ_TIMEOUT = envint("CHAT_PROVIDER_READ_TIMEOUT", 60)
 # Failover (llm/failover.py, formats in llm/provider_config.py): named providers, each model's
 # ordered targets, and the circuit breaker shared through Redis.
 CHAT_PROVIDERS = env("CHAT_PROVIDERS")
+# The `auto` model (conversations/model_routing.py): how often a web process compares its cached
+# routing policy and prices with the version in Redis (0: every turn).
+ROUTING_POLICY_CHECK_SECONDS = envint("ROUTING_POLICY_CHECK_SECONDS", 1)
 CHAT_FALLBACKS = env("CHAT_FALLBACKS")
 CHAT_FIRST_TOKEN_TIMEOUT = envint("CHAT_FIRST_TOKEN_TIMEOUT", 15)
 CHAT_RETRY_AFTER_MAX = envint("CHAT_RETRY_AFTER_MAX", 5)

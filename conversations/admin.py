@@ -8,6 +8,7 @@ from conversations.models import (
     Export,
     Message,
     ModerationEvent,
+    RoutingPolicy,
     ShareLink,
     SharingSettings,
 )
@@ -16,7 +17,16 @@ from conversations.moderation import moderation_events_review
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
     model = Message
-    fields = ("role", "status", "content", "model", "completion_tokens", "ttft_ms", "created_at")
+    fields = (
+        "role",
+        "status",
+        "content",
+        "model",
+        "route_reason",
+        "completion_tokens",
+        "ttft_ms",
+        "created_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -55,11 +65,12 @@ class MessageAdmin(admin.ModelAdmin[Message]):
         "role",
         "status",
         "model",
+        "route_reason",
         "provider",
         "ttft_ms",
         "created_at",
     )
-    list_filter = ("status", "role", "model", "provider", "cached")
+    list_filter = ("status", "role", "model", "route_reason", "provider", "cached")
     search_fields = ("=id", "=conversation__id", "error_code")
     raw_id_fields = ("conversation", "reply_to")
     date_hierarchy = "created_at"
@@ -70,6 +81,8 @@ class MessageAdmin(admin.ModelAdmin[Message]):
         "duration_ms",
         "error_code",
         "error_detail",
+        "route_reason",
+        "route_detail",
         "created_at",
         "finished_at",
     )
@@ -152,6 +165,44 @@ class ExportAdmin(admin.ModelAdmin[Export]):
     list_filter = ("status",)
     raw_id_fields = ("owner",)
     readonly_fields = ("file_name", "size_bytes", "created_at", "finished_at")
+
+
+@admin.register(RoutingPolicy)
+class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
+    """The rules of the ``auto`` model; the active one applies (every process within a second)."""
+
+    list_display = (
+        "name",
+        "active",
+        "long_question_chars",
+        "long_context_tokens",
+        "budget_prefer_cheap_at",
+        "cheap_model",
+        "strong_model",
+        "updated_at",
+    )
+    list_filter = ("active",)
+    readonly_fields = ("updated_at",)
+    fieldsets = [
+        (None, {"fields": ["name", "active"]}),
+        ("Models", {"fields": ["cheap_model", "strong_model"]}),
+        (
+            "The request",
+            {
+                "fields": [
+                    "long_question_chars",
+                    "long_context_tokens",
+                    "code_patterns",
+                    "reasoning_cues",
+                    "reasoning_min_cues",
+                    "sources_prefer_strong",
+                    "no_sources_prefer_strong",
+                ]
+            },
+        ),
+        ("Budget", {"fields": ["budget_prefer_cheap_at"]}),
+        (None, {"fields": ["updated_at"]}),
+    ]
 
 
 @admin.register(CachedAnswer)

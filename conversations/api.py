@@ -42,6 +42,7 @@ class ConversationPatch(Schema):
     title: str | None = Field(None, max_length=200)
     pinned: bool | None = None
     archived: bool | None = None
+    model: str | None = Field(None, min_length=1, max_length=100)
 
 
 class MessageOut(Schema):

@@ -44,6 +44,7 @@ def message_state(message_id: int) -> Message | None:
             "id",
             "status",
             "content",
+            "model",
             "prompt_tokens",
             "completion_tokens",
             "citations",
@@ -62,6 +63,7 @@ def done_payload(end: TurnOutcome | Message) -> dict[str, Any]:
         "usage": {"prompt_tokens": end.prompt_tokens, "completion_tokens": end.completion_tokens},
         "citations": end.citations or [],
         "content": end.content,
+        "model": end.model,
     }
     if end.cached:
         payload["cached"] = True

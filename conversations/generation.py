@@ -31,7 +31,8 @@ from conversations.cached_turns import (
 from conversations.context import context_build, system_prompt
 from conversations.delivery import done_payload, started_frame, turn_announce
 from conversations.grounding import citations_cited, grounding_build, sources_budget
-from conversations.metering import turn_admit_user, turn_reserve
+from conversations.metering import Admission, turn_admit_user, turn_admit_user_async, turn_reserve
+from conversations.model_routing import RouteDecision
 from conversations.models import Conversation, Message
 from conversations.moderation import (
     OUTPUT_WITHHELD,
@@ -46,6 +47,7 @@ from conversations.services import (
     turn_begin,
     turn_finish,
 )
+from conversations.turn_routing import turn_route
 from llm.chat import ChatEvent, ChatMessage, Delta, Finish, Served
 from llm.exceptions import ProviderError
 from llm.moderation import OutputFlagged, OutputWatch
@@ -65,6 +67,7 @@ class TurnPlan:
     summarize_through_id: int | None
     citations: tuple[dict[str, Any], ...] = ()  # the numbered sources in the prompt
     prompt_tokens_estimate: int = 0  # the context's character-based upper estimate
+    route: RouteDecision | None = None  # why ``auto`` chose ``model`` (written at finish)
     cache: CacheProbe | None = None  # the answer cache's view of the question, when it has one
     cached: CacheHit | None = None  # the cached answer this turn serves
     versions: dict[int, int] = field(default_factory=dict)  # document versions the sources quote
@@ -124,14 +127,16 @@ def turn_start(
     conversation_id: int,
     content: str,
     idempotency_key: str,
+    admission: Admission | None = None,
     cache: CacheMode = "use",
 ) -> tuple[Turn, TurnPlan | None]:
     """Begin a turn and, for a new one, plan it: one trip to a database thread, not two.
 
-    Billing: the rate limit first (Redis), then the quota reservation in the same transaction
-    as the begin, so a refused turn leaves no messages behind and a replay reserves nothing.
+    Billing: the rate limit first (Redis; ``admission`` when the caller has checked it on the
+    event loop already), then the quota reservation in the same transaction as the begin, so a
+    refused turn leaves no messages behind and a replay reserves nothing.
     """
-    billing_plan = turn_admit_user(user=user)
+    billing_plan = (admission or turn_admit_user(user=user)).plan
     with transaction.atomic():
         turn = turn_begin(
             user=user,
@@ -144,6 +149,10 @@ def turn_start(
         plan = plan_build(
             turn.conversation, turn.user_message, turn.assistant_message, user=user, cache=cache
         )
+        if plan.cached is None:  # an answer from the cache calls no model: nothing to route
+            plan = turn_route(
+                plan=plan, question=turn.user_message.content, user=user, billing_plan=billing_plan
+            )
         turn_reserve(plan=billing_plan, user=user, turn_plan=plan)
     return turn, plan
 
@@ -164,11 +173,13 @@ async def turn_launch(
     ``cache``: how the answer cache may serve and keep this turn (``answer_cache.CacheMode``).
     """
     await message_moderate(user=user, conversation_id=conversation_id, content=content)
+    admission = await turn_admit_user_async(user=user)
     turn, plan = await db(turn_start)(
         user=user,
         conversation_id=conversation_id,
         content=content,
         idempotency_key=idempotency_key,
+        admission=admission,
         cache=cache,
     )
     if plan is not None:
@@ -233,6 +244,7 @@ def outcome_for(
         ttft_ms=round((ttft - started) * 1000) if ttft else None,
         duration_ms=round((time.monotonic() - started) * 1000),
         citations=citations_cited(list(plan.citations), relay.text),
+        route=plan.route,
         **extra,
     )
 
