@@ -368,6 +368,20 @@ def document_changed_receiver(*, document_id: int, **kwargs: Any) -> None:
         logger.exception("answer cache: forgetting document %s failed", document_id)
 
 
+def embeddings_replaced_receiver(*, dimensions: int, **kwargs: Any) -> None:
+    """``knowledge.signals.embeddings_replaced``: questions embedded by the old model cannot be
+    compared with new ones. Every entry goes (and the column takes the new size if it changed);
+    the HNSW index is rebuilt empty."""
+    size = int(dimensions)  # an integer in the DDL: type modifiers cannot be parameters
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE conversations_cachedanswer")
+        cursor.execute(sql.COLUMN_DIMENSIONS_SQL)
+        if int(cursor.fetchone()[0]) != size:
+            cursor.execute(
+                f"ALTER TABLE conversations_cachedanswer ALTER COLUMN embedding TYPE vector({size})"
+            )
+
+
 def answers_purge_expired() -> int:
     """Delete expired entries in batches; how many."""
     total = 0

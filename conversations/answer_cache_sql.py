@@ -72,6 +72,11 @@ CITING_DELETE_SQL = """
 DELETE FROM conversations_cachedanswer WHERE document_ids @> ARRAY[%(document_id)s]::bigint[]
 """
 
+COLUMN_DIMENSIONS_SQL = """
+SELECT atttypmod FROM pg_attribute
+WHERE attrelid = 'conversations_cachedanswer'::regclass AND attname = 'embedding'
+"""
+
 EXPIRED_DELETE_SQL = """
 DELETE FROM conversations_cachedanswer WHERE id IN (
     SELECT id FROM conversations_cachedanswer WHERE expires_at <= now() LIMIT %(batch)s
