@@ -104,8 +104,15 @@ def sha256_hex(text: str) -> str:
 
 
 def scope_of(*, collection_ids: Sequence[int], model: str, system_prompt: str) -> str:
-    """The permission and prompt scope an answer belongs to (a hash)."""
-    parts = [sorted(collection_ids), model, system_prompt, settings.ANSWER_CACHE_PROMPT_VERSION]
+    """The permission and prompt scope an answer belongs to (a hash). The embedding model is in
+    it too: vectors of two models cannot be compared."""
+    parts = [
+        sorted(collection_ids),
+        model,
+        system_prompt,
+        settings.ANSWER_CACHE_PROMPT_VERSION,
+        settings.EMBEDDING_MODEL,
+    ]
     return sha256_hex(json.dumps(parts, separators=(",", ":")))
 
 
@@ -139,6 +146,14 @@ class CacheProbe:
         if self.embedding is None:
             self.embedding = query_embedding(self.question)
         return self.embedding
+
+    def embedding_if_possible(self) -> list[float] | None:
+        """The embedding, or None when the embedding provider failed (a remote one may)."""
+        try:
+            return self.embed()
+        except Exception:
+            logger.exception("answer cache: embedding the question failed")
+            return None
 
 
 @dataclass(frozen=True)
@@ -188,18 +203,40 @@ def question_is_standalone(question: Message) -> bool:
     return not earlier.exists()
 
 
+def cache_consult(
+    *, user: Any, conversation: Conversation, question: Message, mode: CacheMode
+) -> tuple[CacheProbe | None, CacheHit | None]:
+    """The turn's probe and, when there is one, its cached answer. A failure is a miss (the
+    cache is an aid: the model can still answer); the probe is then dropped, so nothing is
+    stored either."""
+    try:
+        probe = cache_probe(user=user, conversation=conversation, question=question, mode=mode)
+        return probe, (answer_lookup(probe=probe) if probe is not None else None)
+    except Exception:
+        logger.exception("answer cache: lookup failed; answering without it")
+        return None, None
+
+
 def answer_lookup(*, probe: CacheProbe, threshold: float | None = None) -> CacheHit | None:
     """The cached answer for ``probe``'s question: the exact layer, then the nearest entry of
     the scope at least ``threshold`` similar (default ``ANSWER_CACHE_THRESHOLD``).
 
-    Embeds the question (into ``probe``) only when the exact layer misses.
+    Embeds the question (into ``probe``) only when the exact layer misses and the scope holds
+    entries: a scope seen for the first time (a user with a private collection of their own)
+    costs no embedding on the way to the first token.
     """
     if probe.mode != "use":
         return None
     hit = exact_lookup(probe)
-    if hit is not None:
+    if hit is not None or not scope_used(probe.scope):
         return hit
     return semantic_lookup(probe, threshold=threshold)
+
+
+def scope_used(scope: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SCOPE_USED_SQL, {"scope": scope})
+        return bool(cursor.fetchone()[0])
 
 
 def exact_lookup(probe: CacheProbe) -> CacheHit | None:
@@ -237,7 +274,8 @@ def semantic_lookup(probe: CacheProbe, *, threshold: float | None = None) -> Cac
 
 def nearest_row(params: dict[str, Any]) -> tuple[Any, ...] | None:
     """The HNSW settings and the lookup in one round trip (two statements); the settings are
-    local to the transaction, so outside one they would not reach the lookup."""
+    local to the transaction. Inside a turn's begin transaction this is a savepoint, so a
+    failed lookup leaves the turn's transaction usable (``cache_consult``)."""
     from django.db import transaction
 
     with transaction.atomic(), connection.cursor() as cursor:
@@ -271,7 +309,7 @@ class AnswerToStore:
 
 
 def answer_storable(probe: CacheProbe, answer: AnswerToStore) -> bool:
-    if probe.mode == "skip" or not answer.answer.strip() or probe.embedding is None:
+    if probe.mode == "skip" or not answer.answer.strip():
         return False
     # No citation while the asker could read documents: maybe only because of who asked.
     return bool(answer.citations) or probe.reads_nothing
@@ -281,12 +319,15 @@ def answer_store(*, probe: CacheProbe, answer: AnswerToStore) -> int | None:
     """Keep a complete answer for the probe's scope; its entry id (None: not storable)."""
     if not answer_storable(probe, answer):
         return None
+    embedding = probe.embedding_if_possible()  # after the turn when the lookup did not need it
+    if embedding is None:
+        return None
     document_ids = sorted({int(c["document_id"]) for c in answer.citations})
     params: dict[str, Any] = {
         "question": probe.question,
         "question_hash": probe.question_hash,
         "scope": probe.scope,
-        "embedding": vector_literal(probe.embedding or []),
+        "embedding": vector_literal(embedding),
         "answer": answer.answer,
         "citations": json.dumps(answer.citations),
         "model": answer.model,
@@ -325,6 +366,20 @@ def document_changed_receiver(*, document_id: int, **kwargs: Any) -> None:
         answers_forget_document(document_id=document_id)
     except Exception:  # the version check at lookup still refuses them
         logger.exception("answer cache: forgetting document %s failed", document_id)
+
+
+def embeddings_replaced_receiver(*, dimensions: int, **kwargs: Any) -> None:
+    """``knowledge.signals.embeddings_replaced``: questions embedded by the old model cannot be
+    compared with new ones. Every entry goes (and the column takes the new size if it changed);
+    the HNSW index is rebuilt empty."""
+    size = int(dimensions)  # an integer in the DDL: type modifiers cannot be parameters
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE conversations_cachedanswer")
+        cursor.execute(sql.COLUMN_DIMENSIONS_SQL)
+        if int(cursor.fetchone()[0]) != size:
+            cursor.execute(
+                f"ALTER TABLE conversations_cachedanswer ALTER COLUMN embedding TYPE vector({size})"
+            )
 
 
 def answers_purge_expired() -> int:

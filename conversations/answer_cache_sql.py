@@ -44,6 +44,11 @@ WHERE e.id = %(entry_id)s AND e.scope = %(scope)s AND e.question_hash = %(questi
   AND e.expires_at > now() AND {CITED_CURRENT}
 """  # noqa: S608
 
+# Whether the scope holds any entry (the exact index's prefix): if not, no embedding is needed.
+SCOPE_USED_SQL = """
+SELECT EXISTS (SELECT 1 FROM conversations_cachedanswer WHERE scope = %(scope)s)
+"""
+
 INSERT_SQL = """
 INSERT INTO conversations_cachedanswer (question, question_hash, scope, embedding, answer,
     citations, model, document_ids, document_versions, created_at, expires_at, hit_count)
@@ -65,6 +70,11 @@ WHERE id = %(entry_id)s
 
 CITING_DELETE_SQL = """
 DELETE FROM conversations_cachedanswer WHERE document_ids @> ARRAY[%(document_id)s]::bigint[]
+"""
+
+COLUMN_DIMENSIONS_SQL = """
+SELECT atttypmod FROM pg_attribute
+WHERE attrelid = 'conversations_cachedanswer'::regclass AND attname = 'embedding'
 """
 
 EXPIRED_DELETE_SQL = """

@@ -27,12 +27,19 @@ class ConversationsConfig(AppConfig):
 
 
 def answer_cache_signals_connect() -> None:
-    """A changed or deleted document drops the cached answers that cite it."""
-    from conversations.answer_cache import document_changed_receiver
-    from knowledge.signals import document_changed
+    """A changed or deleted document drops the cached answers that cite it; re-embedded
+    chunks (``manage.py reindex``) drop them all."""
+    from conversations.answer_cache import (
+        document_changed_receiver,
+        embeddings_replaced_receiver,
+    )
+    from knowledge.signals import document_changed, embeddings_replaced
 
     document_changed.connect(
         document_changed_receiver, dispatch_uid="conversations.answer_cache_forget"
+    )
+    embeddings_replaced.connect(
+        embeddings_replaced_receiver, dispatch_uid="conversations.answer_cache_reset"
     )
 
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 
 from conversations import streams
-from conversations.answer_cache import CacheHit, CacheMode, CacheProbe, answer_lookup, cache_probe
+from conversations.answer_cache import CacheHit, CacheMode, CacheProbe, cache_consult
 from conversations.batcher import stream_batcher
 from conversations.cached_turns import (
     CACHE_PROVIDER,
@@ -80,12 +80,12 @@ def plan_build(
     user: Any = None,
     cache: CacheMode = "use",
 ) -> TurnPlan:
-    probe = cache_probe(user=user, conversation=conversation, question=question, mode=cache)
-    hit = answer_lookup(probe=probe) if probe is not None else None
+    probe, hit = cache_consult(user=user, conversation=conversation, question=question, mode=cache)
     if hit is not None:
         return cached_plan(answer, conversation, probe, hit)
     budget = sources_budget(system_prompt=system_prompt(conversation), question=question.content)
-    embedding = probe.embed() if probe is not None else None  # computed once, for both
+    # The question's embedding when the cache lookup made one: retrieval reuses it.
+    embedding = probe.embedding if probe is not None else None
     grounding = grounding_build(
         user=user, question=question.content, budget_tokens=budget, embedding=embedding
     )

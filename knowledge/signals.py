@@ -3,6 +3,9 @@
 ``document_changed(document_id=...)``: a document's content is about to change or has gone
 (queued again, a new ingestion run, deleted). Anything derived from its old text, such as
 a cached answer citing it, is stale.
+
+``embeddings_replaced(dimensions=...)``: every chunk was embedded again (``manage.py reindex``),
+maybe by another model or at another size: vectors kept elsewhere are stale.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from django.db import transaction
 from django.dispatch import Signal
 
 document_changed = Signal()
+embeddings_replaced = Signal()
 
 
 def document_changed_send(*, document_id: int) -> None:

@@ -369,6 +369,21 @@ async def test_an_answer_citing_nothing_is_not_kept_for_a_user_who_can_read_docu
     assert await CachedAnswer.objects.acount() == 0
 
 
+async def test_a_failing_cache_lookup_is_a_miss_and_the_model_answers(alice, fake_llm, settings):
+    await ask(alice, "How do I reset my password?")
+    await entries(1)
+    settings.EMBEDDING_PROVIDER = "openai"
+    settings.EMBEDDING_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens: connection refused
+
+    frames = await ask(alice, "How can I reset my password")  # the lookup must embed it
+
+    done = done_of(frames)
+    assert done["status"] == "complete" and "cached" not in done
+    assert done["content"] == text_of(frames) != ""
+    await asyncio.sleep(0.3)
+    assert await CachedAnswer.objects.acount() == 1  # nothing to store the new one by
+
+
 # --- Every provider down ----------------------------------------------------------------------
 
 

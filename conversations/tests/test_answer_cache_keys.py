@@ -41,3 +41,9 @@ def test_a_question_differing_in_polarity_or_a_number_conflicts() -> None:
     assert questions_conflict("Is the 2024 report out?", "Is the 2025 report out?")
     assert not questions_conflict("How can I enable notifications", cached)
     assert not questions_conflict("What time does it open?", "When does it open?")
+
+
+def test_a_scope_changes_with_the_embedding_model(settings) -> None:
+    before = scope_of(collection_ids=[1], model="m", system_prompt="p")
+    settings.EMBEDDING_MODEL = "another-embedding-model"
+    assert scope_of(collection_ids=[1], model="m", system_prompt="p") != before
