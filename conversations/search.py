@@ -15,16 +15,18 @@ three steps, one statement each (``message_candidates``):
 1. the newest ``SEARCH_RECENT_WINDOW`` messages of the user (in the date range, if any), read
    through the ``(owner, created_at, id)`` index and checked one by one: a common word has all
    its candidates there;
-2. otherwise the share of the window that matched tells how far back the rest should be: the
-   word's index scan is bounded to that time range (which the planner can intersect with the
-   same btree index);
-3. if that was still not enough, the older matches (to the cap).
+2. otherwise the share of the window that matched tells how far back the rest should be: that
+   time range is read message by message if short, else the word's postings are intersected
+   with it (through the same btree index);
+3. if that was still not enough, the older matches (to the cap). When the window had too few
+   matches to guess a range from, step 3 runs at once, inside the statement of step 1.
 
 Deleted conversations are excluded through a hashed set of the user's deleted conversations
-(partial index ``conversation_owner_trash``); filters on conversations join the user's own
-conversations. A narrow filter (``pinned=true``, a folder) reads the messages of the matching
-conversations instead (one statement). Matches are ranked with ``ts_rank`` where they are
-found; only the page's rows get a ``ts_headline`` snippet (the costly part), in a last statement.
+(partial index ``conversation_owner_trash``); with filters on conversations, a hashed set of the
+user's conversations that fail them. A narrow filter (``pinned=true``, a folder) reads the
+messages of the matching conversations instead (one statement). Matches are ranked with
+``ts_rank`` where they are found; only the page's rows get a ``ts_headline`` snippet (the costly
+part), in a last statement.
 """
 
 from __future__ import annotations
@@ -48,11 +50,15 @@ MARK_START, MARK_END = "\ue000", "\ue001"  # private-use characters, stripped fr
 MARKED = re.compile(f"{MARK_START}([^{MARK_START}{MARK_END}]*){MARK_END}")
 KIND_TITLE, KIND_MESSAGE = 1, 0
 KIND_WINDOW_END, KIND_WINDOW_NEWEST = 2, 3  # the window statement's bookkeeping rows
+KIND_OLDER = 4  # a message found by step 3 inside the window statement
 # Step 2 reads this many times the span that the window's match rate says it needs (the rate
 # is a sample): a third step is rarer, against a few more rows to rank.
-RANGE_MARGIN = 2.0
+RANGE_MARGIN = 1.5
 # Beyond this many windows' worth of messages, step 2 would read about as much as step 3.
 RANGE_MAX_WINDOWS = 40
+# Up to this many windows, step 2 reads the range message by message rather than the word's
+# postings (a common word has about 100,000 in a long history: 50 ms to read).
+RANGE_WALK_WINDOWS = 4
 CONVERSATION_FILTERS = ("pinned", "archived", "model", "folder_id")
 
 
@@ -131,35 +137,46 @@ TITLES_SQL = f"""
  ORDER BY c.created_at DESC, c.id DESC LIMIT %(take)s)
 """  # noqa: S608  (constant fragments; values are bound parameters)
 
-# Step 1 (with the titles): the window's matches, then where the window ends (its oldest row)
-# and its newest time. Fewer rows than the window: it held all the user's messages in range.
+# Step 1 (with the titles): the window's matches (read newest first, stopping at the cap), where
+# the window ends (its oldest row) and its newest time, from the index alone. Fewer rows than
+# the window: it held all the user's messages in range. Too few matches for step 2 to be worth
+# it (fewer than ``direct_below``): step 3 runs here too (KIND_OLDER rows, all the matches).
 WINDOW_SQL = f"""
-WITH win AS (
-    SELECT m.id, m.conversation_id, m.search, m.created_at, m.status, m.role
-    FROM conversations_message m
+WITH edge AS (
+    SELECT m.id, m.created_at FROM conversations_message m
     WHERE m.owner_id = %(owner_id)s {{message_dates}}
     ORDER BY m.created_at DESC, m.id DESC LIMIT %(window)s
+), hits AS (
+    SELECT {MESSAGE_OUT}
+    FROM (SELECT m.id, m.conversation_id, m.search, m.created_at, m.status, m.role
+          FROM conversations_message m
+          WHERE m.owner_id = %(owner_id)s {{message_dates}}
+          ORDER BY m.created_at DESC, m.id DESC LIMIT %(window)s) m
+    WHERE numnode({WORDS_SQL}) > 0 AND m.search @@ {WORDS_SQL} AND {MESSAGE_KEEP} {{scope}}
+    {NEWEST_FIRST}
 )
-(SELECT {MESSAGE_OUT}
- FROM win m
- WHERE numnode({WORDS_SQL}) > 0 AND m.search @@ {WORDS_SQL} AND {MESSAGE_KEEP} {{scope}}
+SELECT * FROM hits
+UNION ALL
+(SELECT {KIND_WINDOW_END}, e.id, (SELECT count(*) FROM edge), 0, e.created_at
+ FROM edge e ORDER BY e.created_at, e.id LIMIT 1)
+UNION ALL
+(SELECT {KIND_WINDOW_NEWEST}, 0, 0, 0, max(e.created_at) FROM edge e HAVING count(*) > 0)
+UNION ALL
+(SELECT {KIND_OLDER}, m.id, m.conversation_id, ts_rank(m.search, {WORDS_SQL})::float8,
+    m.created_at
+ FROM conversations_message m
+ WHERE (SELECT count(*) FROM hits) < %(direct_below)s AND (SELECT count(*) FROM edge) = %(window)s
+   AND {{older}}
  {NEWEST_FIRST})
-UNION ALL
-(SELECT {KIND_WINDOW_END}, m.id, (SELECT count(*) FROM win), 0, m.created_at
- FROM win m ORDER BY m.created_at, m.id LIMIT 1)
-UNION ALL
-(SELECT {KIND_WINDOW_NEWEST}, 0, 0, 0, max(m.created_at) FROM win m HAVING count(*) > 0)
 UNION ALL
 {TITLES_SQL}
 """  # noqa: S608  (constant fragments; values are bound parameters)
 
-# Steps 2 and 3: the word's index scan, older than the window (or than step 2's range).
+# Steps 2 and 3: older than the window (or than step 2's range); see ``SearchStatements.range``.
 RANGE_SQL = f"""
 SELECT {MESSAGE_OUT}
 FROM conversations_message m
-WHERE numnode({WORDS_SQL}) > 0 AND search_owned(m.search, m.owner_id) @@ {OWNED_SQL}
-  AND m.search @@ {WORDS_SQL} AND m.owner_id = %(owner_id)s AND {MESSAGE_KEEP} {{scope}}
-  {{message_dates}} AND (m.created_at, m.id) < (%(before_at)s, %(before_id)s) {{since}}
+WHERE {{conditions}}
 {NEWEST_FIRST}
 """  # noqa: S608  (constant fragments; values are bound parameters)
 
@@ -194,9 +211,12 @@ WHERE p.kind = {KIND_TITLE} OR m.id IS NOT NULL
 ORDER BY p.ord
 """  # noqa: S608  (constant fragments; values are bound parameters)
 
-LIVE_CONVERSATIONS_SQL = (
-    " AND m.conversation_id IN (SELECT c.id FROM conversations_conversation c"
-    " WHERE c.owner_id = %(owner_id)s AND c.deleted_at IS NULL{filters})"
+# A message's conversation is always its owner's, so "not one of the user's conversations that
+# are deleted or fail the filters" is "a live one that passes them". NOT IN keeps it a hashed
+# set built once (IN would become a join: one conversation lookup per candidate).
+FILTERED_OUT_SQL = (
+    " AND m.conversation_id NOT IN (SELECT c.id FROM conversations_conversation c"
+    " WHERE c.owner_id = %(owner_id)s AND (c.deleted_at IS NULL{filters}) IS NOT TRUE)"
 )
 HEADLINE_OPTIONS = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=30, MinWords=12"
 
@@ -248,6 +268,7 @@ class SearchStatements:
             take=settings.SEARCH_MAX_CANDIDATES + 1,  # one more tells that the cap was reached
             window=settings.SEARCH_RECENT_WINDOW,
         )
+        self.params["direct_below"] = direct_below(self.params["take"])
         message_dates, title_dates = "", ""
         for name in CONVERSATION_FILTERS:
             value = getattr(self.filters, name)
@@ -282,23 +303,51 @@ class SearchStatements:
                 " AND m.conversation_id NOT IN (SELECT d.id FROM conversations_conversation d"
                 " WHERE d.owner_id = %(owner_id)s AND d.deleted_at IS NOT NULL)"
             )
-        return LIVE_CONVERSATIONS_SQL.format(filters=self.conversation_sql())
+        return FILTERED_OUT_SQL.format(filters=self.conversation_sql())
 
     def window(self) -> str:
-        return WINDOW_SQL.format(**self.fragments)
+        return WINDOW_SQL.format(**self.fragments, older=self.conditions(older=True))
 
     def narrow(self) -> str:
         return NARROW_SQL.format(**self.fragments)
 
     def range(
-        self, before: tuple[datetime, int], since: datetime | None, take: int
+        self, before: tuple[datetime, int], since: datetime | None, take: int, *, walk: bool
     ) -> tuple[str, dict[str, Any]]:
+        """The matches older than ``before`` (and since ``since``), newest first.
+
+        Step 2 with a short range (``walk``): the ``(owner, created_at, id)`` index in order,
+        each message checked; a common word's postings would cost more to read than the range.
+        Step 2 otherwise: the word's postings, which the planner can intersect with the range
+        on that index. Step 3 (no ``since``): see ``older``.
+        """
         params = self.params | {"before_at": before[0], "before_id": before[1], "take": take}
-        since_sql = ""
+        conditions = self.conditions(older=since is None, walk=walk)
+        column = "m.created_at" if since is not None else self.time_column(older=True)
+        conditions += f" AND ({column}, m.id) < (%(before_at)s, %(before_id)s)"
         if since is not None:
             params["since"] = since
-            since_sql = " AND m.created_at >= %(since)s"
-        return RANGE_SQL.format(**self.fragments, since=since_sql), params
+            conditions += " AND m.created_at >= %(since)s"
+        return RANGE_SQL.format(conditions=conditions), params
+
+    def time_column(self, *, older: bool) -> str:
+        """Step 3 reads a word that is rare there (the earlier steps found too few), so its
+        postings alone are the way in: without a date filter the owner and time conditions are
+        written so that they cannot be index conditions (the planner would otherwise intersect
+        a few hundred postings with the user's whole history)."""
+        if older and not self.fragments["message_dates"]:
+            return "(m.created_at + interval '0 seconds')"  # the same value, not indexable
+        return "m.created_at"
+
+    def conditions(self, *, older: bool, walk: bool = False) -> str:
+        column = self.time_column(older=older)
+        owner = "(m.owner_id + 0)" if column != "m.created_at" else "m.owner_id"
+        postings = "" if walk else f" AND search_owned(m.search, m.owner_id) @@ {OWNED_SQL}"
+        return (
+            f"numnode({WORDS_SQL}) > 0{postings} AND m.search @@ {WORDS_SQL}"
+            f" AND {owner} = %(owner_id)s AND {MESSAGE_KEEP}{self.fragments['scope']}"
+            + self.fragments["message_dates"].replace("m.created_at", column)
+        )
 
     def page(self, rows: list[Candidate]) -> tuple[str, dict[str, Any]]:
         return PAGE_SQL, self.params | {
@@ -338,32 +387,36 @@ def message_candidates(statements: SearchStatements) -> tuple[list[Candidate], l
     newest = next((row[4] for row in rows if row[0] == KIND_WINDOW_NEWEST), None)
     if end is None or newest is None or end[2] < window or len(messages) >= take:
         return messages, titles  # the window held every message in range, or enough matches
+    if len(messages) < statements.params["direct_below"]:  # step 3 ran in the same statement
+        older = [Candidate(KIND_MESSAGE, *row[1:]) for row in rows if row[0] == KIND_OLDER]
+        return older, titles  # all the newest matches, the window's among them
     before: tuple[datetime, int] = (end[4], end[1])
-    since = range_start(
-        matched=len(messages), needed=take - len(messages), window=window, newest=newest, end=end[4]
-    )
-    if since is not None:  # step 2: the range the window's match rate points to
-        sql, params = statements.range(before, since, take - len(messages))
+    needed = take - len(messages)
+    windows = range_windows(matched=len(messages), needed=needed)
+    if windows is not None and newest > end[4]:  # step 2: where the match rate points to
+        since = end[4] - (newest - end[4]) * windows
+        walk = windows <= RANGE_WALK_WINDOWS
+        sql, params = statements.range(before, since, needed, walk=walk)
         messages += candidates_read(fetch(sql, params))
         if len(messages) >= take:
             return messages, titles
         before = (since, 0)  # (created_at, id) < (since, 0): strictly before ``since``
-    sql, params = statements.range(before, None, take - len(messages))  # step 3
+    sql, params = statements.range(before, None, take - len(messages), walk=False)  # step 3
     messages += candidates_read(fetch(sql, params))
     return messages, titles
 
 
-def range_start(
-    *, matched: int, needed: int, window: int, newest: datetime, end: datetime
-) -> datetime | None:
-    """How far back step 2 reads, from the window's match rate and time span; None: skip it."""
-    span = newest - end
-    if matched == 0 or span <= timedelta(0):
-        return None  # no rate to go by: straight to all older matches
+def direct_below(take: int) -> int:
+    """The fewest window matches with which step 2 is worth running (fewer: step 3 directly)."""
+    return next(m for m in range(1, take + 1) if range_windows(matched=m, needed=take - m))
+
+
+def range_windows(*, matched: int, needed: int) -> float | None:
+    """How many windows' worth of older messages step 2 reads; None: skip it, go to step 3."""
+    if matched == 0:
+        return None  # no rate to go by
     windows = needed / matched * RANGE_MARGIN
-    if windows > RANGE_MAX_WINDOWS:
-        return None
-    return end - span * windows
+    return windows if windows <= RANGE_MAX_WINDOWS else None
 
 
 def conversation_search(

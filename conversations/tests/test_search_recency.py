@@ -15,7 +15,7 @@ from django.utils import timezone
 from chatbot.users.tests.factories import UserFactory
 from conversations.folders import conversation_move, folder_create
 from conversations.models import Conversation, Message
-from conversations.search import SearchFilters, SearchPage, conversation_search, range_start
+from conversations.search import SearchFilters, SearchPage, conversation_search, range_windows
 
 pytestmark = pytest.mark.django_db
 
@@ -112,8 +112,12 @@ def test_under_the_cap_results_are_those_of_a_full_ranking(alice: Any, small: An
     assert len(message_ids(hits)) == 20 and not approximate
 
 
-def test_a_word_missing_from_the_window_is_found_in_older_messages(alice: Any, small: Any) -> None:
+def test_a_word_missing_from_the_window_is_found_in_older_messages(
+    alice: Any, small: Any, django_assert_num_queries: Any
+) -> None:
     ids = history(alice, ["heron old"] + ["plain text"] * 30, step=timedelta(hours=1))
+    with django_assert_num_queries(2):  # the window (and there all older matches), the page
+        conversation_search(user=alice, query="heron")
     hits, approximate = all_pages(alice, "heron")
     assert message_ids(hits) == {ids[0]} and not approximate
 
@@ -239,13 +243,10 @@ def test_another_users_messages_never_appear_or_fill_the_window(
         assert message_ids(hits) == set(mine) and not approximate
 
 
-def test_the_range_start_follows_the_match_rate() -> None:
-    end, newest = NOW - timedelta(hours=10), NOW
-    assert range_start(matched=0, needed=5, window=100, newest=newest, end=end) is None
-    assert range_start(matched=5, needed=5, window=100, newest=newest, end=end) == end - timedelta(
-        hours=20
-    )
-    assert range_start(matched=1, needed=500, window=100, newest=newest, end=end) is None
+def test_the_range_follows_the_match_rate() -> None:
+    assert range_windows(matched=0, needed=5) is None
+    assert range_windows(matched=5, needed=5) == 1.5
+    assert range_windows(matched=1, needed=500) is None  # step 3 reads about as much
 
 
 def test_the_api_says_approximate_when_capped_and_documents_it(alice: Any, small: Any) -> None:
