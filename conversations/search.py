@@ -59,6 +59,7 @@ RANGE_MAX_WINDOWS = 40
 # Up to this many windows, step 2 reads the range message by message rather than the word's
 # postings (a common word has about 100,000 in a long history: 50 ms to read).
 RANGE_WALK_WINDOWS = 4
+RANGE_WALK_SPAN = 8  # windows: the most a walk reads (when the word is rarer further back)
 CONVERSATION_FILTERS = ("pinned", "archived", "model", "folder_id")
 
 
@@ -394,8 +395,10 @@ def message_candidates(statements: SearchStatements) -> tuple[list[Candidate], l
     needed = take - len(messages)
     windows = range_windows(matched=len(messages), needed=needed)
     if windows is not None and newest > end[4]:  # step 2: where the match rate points to
-        since = end[4] - (newest - end[4]) * windows
         walk = windows <= RANGE_WALK_WINDOWS
+        # A walk stops at its LIMIT: its range may be wider than the estimate, which can be
+        # short (a small remainder, and many messages share a time when they were imported).
+        since = end[4] - (newest - end[4]) * (RANGE_WALK_SPAN if walk else windows)
         sql, params = statements.range(before, since, needed, walk=walk)
         messages += candidates_read(fetch(sql, params))
         if len(messages) >= take:

@@ -145,6 +145,20 @@ def test_a_medium_word_gets_its_newest_matches_from_the_bounded_range(
     assert message_ids(hits) == set(matches[-5:])
 
 
+def test_a_common_word_short_of_a_few_matches_walks_on_without_reading_all_its_postings(
+    alice: Any, small: Any, django_assert_num_queries: Any
+) -> None:
+    # Half the window matches (5 of 10); the sixth match is an hour older than the window,
+    # far beyond the estimate of a tenth of a window (many messages share one time).
+    window = history(alice, ["gnu", "x"] * 5, step=timedelta(minutes=1))
+    older = history(alice, ["gnu"] * 3, step=timedelta(0), newest=NOW - timedelta(hours=1))
+    with django_assert_num_queries(3):  # window, the walk, the page: no step 3
+        page = conversation_search(user=alice, query="gnu", limit=20)
+    assert page.approximate
+    found = {hit.message_id for hit in page.items}
+    assert found >= set(window[0::2]) and len(found & set(older)) == 0  # the newest 5 only
+
+
 def test_when_the_range_guess_is_short_the_older_matches_still_come_newest_first(
     alice: Any, small: Any, django_assert_num_queries: Any
 ) -> None:
