@@ -190,6 +190,10 @@ def variants(client: Any) -> dict[str, str]:
             f"/api/v1/search?q={medium}&limit=20&archived=false&model=gpt-4o"
             "&date_from=2024-06-01&date_to=2025-06-01"
         ),
+        "search_common_filtered": (
+            f"/api/v1/search?q={common}&limit=20&archived=false&model=gpt-4o"
+            "&date_from=2024-06-01&date_to=2025-06-01"
+        ),
         "search_pinned": f"/api/v1/search?q={common}&limit=20&pinned=true",
     }
 

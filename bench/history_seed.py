@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-SEED_VERSION = "3"
+SEED_VERSION = "4"
 VOCABULARY = 3000
 SYLLABLES = ["ka", "lo", "mi", "ru", "ve", "zo", "ta", "ni", "pe", "su", "do", "gri", "bal", "tor"]
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-haiku"]
@@ -76,9 +76,11 @@ class Generator:
         owner = self.user_ids[index]
         per_user, per_conv = self.scale.conversations, self.scale.messages
         conv_lines, msg_lines = [], []
+        # Sorted: ids grow with time, as they do when rows are inserted as they happen.
+        starts = sorted(rng.randint(0, 60 * 24 * 700) for _ in range(per_user))
         for c in range(per_user):
             conv_id = index * per_user + c + 1
-            created = START + timedelta(minutes=rng.randint(0, 60 * 24 * 700))
+            created = START + timedelta(minutes=starts[c])
             updated = created + timedelta(minutes=rng.randint(1, 600))
             stamp, touched = created.isoformat(), updated.isoformat()
             model = MODELS[c % len(MODELS)]

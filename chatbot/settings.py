@@ -333,8 +333,10 @@ EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
 EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")
 
 # --- Conversation history: search, shares, retention, exports ---------------------------------
-# A very common word is ranked among this many matches only (the response says "approximate").
-SEARCH_MAX_CANDIDATES = envint("SEARCH_MAX_CANDIDATES", 5000)
+# Search ranks the user's newest matches only, this many (the response says "approximate"),
+# first looking for them among the user's newest SEARCH_RECENT_WINDOW messages.
+SEARCH_MAX_CANDIDATES = envint("SEARCH_MAX_CANDIDATES", 500)
+SEARCH_RECENT_WINDOW = envint("SEARCH_RECENT_WINDOW", 2500)
 TRASH_RETENTION_DAYS = envint("TRASH_RETENTION_DAYS", 30)
 EXPORT_RETENTION_HOURS = envint("EXPORT_RETENTION_HOURS", 24)
 CELERY_BEAT_SCHEDULE["conversations-purge"] = {"task": "conversations.purge", "schedule": 3600.0}

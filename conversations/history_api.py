@@ -42,7 +42,14 @@ class SearchHitOut(Schema):
 class SearchPageOut(Schema):
     items: list[SearchHitOut]
     next_cursor: str | None
-    approximate: bool
+    approximate: bool = Field(
+        description=(
+            "True when more messages (or titles) matched than are ranked: only the newest "
+            "SEARCH_MAX_CANDIDATES matches (500 by default) are ranked, so an older, better "
+            "match may be missing. Narrow the search (more words, filters, a date range) to "
+            "rank them all."
+        )
+    )
 
 
 @router.get("/search", response={200: SearchPageOut, **ERRORS})

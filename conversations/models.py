@@ -115,6 +115,12 @@ class Conversation(models.Model):
                 condition=models.Q(deleted_at__isnull=False),
                 name="conversation_trash",
             ),
+            # Search excludes the user's deleted conversations by this (small) set.
+            models.Index(
+                fields=["owner"],
+                condition=models.Q(deleted_at__isnull=False),
+                name="conversation_owner_trash",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -200,6 +206,8 @@ class Message(models.Model):
                 name="message_active_turns",
             ),
             GinIndex(owned_search("search"), name="message_search_owned"),
+            # Search walks a user's newest messages (and bounds older ones by time) through it.
+            models.Index(fields=["owner", "-created_at", "-id"], name="message_owner_recent"),
         ]
 
     def __str__(self) -> str:

@@ -16,8 +16,8 @@ from conversations.folders import conversation_move, folder_create
 from conversations.models import Conversation, Message
 from conversations.search import (
     SearchFilters,
+    SearchStatements,
     conversation_search,
-    search_statement,
     snippet_html,
 )
 
@@ -151,12 +151,13 @@ def test_a_forged_cursor_is_a_clear_error(alice: Any) -> None:
         conversation_search(user=alice, query="x", cursor="bm90IGEgY3Vyc29y")
 
 
-def test_search_is_one_query_whatever_the_page_size(
+def test_search_is_two_queries_whatever_the_page_size(
     alice: Any, django_assert_num_queries: Any
 ) -> None:
     for n in range(30):
         chat(alice, f"t{n}", f"papaya number {n}", "papaya answer")
-    with django_assert_num_queries(1):
+    # The newest messages (all of them here) with the titles, then the page's snippets.
+    with django_assert_num_queries(2):
         page = conversation_search(user=alice, query="papaya", limit=50)
     assert len(page.items) == 50
 
@@ -180,7 +181,7 @@ def test_the_search_endpoint_makes_a_bounded_number_of_queries(
         chat(alice, f"t{n}", "guava")
     client = Client()
     client.force_login(alice)
-    with django_assert_max_num_queries(3):  # session, user, the search
+    with django_assert_max_num_queries(6):  # session, user, the search (at most four)
         response = client.get("/api/v1/search?q=guava&limit=25")
     assert len(response.json()["items"]) == 25
 
@@ -248,7 +249,8 @@ def test_the_search_statements_predicates_are_answered_by_the_owner_prefixed_ind
     alice: Any, table: str, predicate: str, index: str
 ) -> None:
     predicate += " @@ search_owned_query("
-    sql, _ = search_statement(user_id=alice.pk, query="x", filters=None, cursor=None, limit=20)
+    statements = SearchStatements(alice.pk, "x", SearchFilters())
+    sql = statements.window() + statements.range((timezone.now(), 0), None, 10, walk=False)[0]
     assert predicate in sql
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
