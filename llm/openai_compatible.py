@@ -70,14 +70,38 @@ class OpenAICompatibleProvider:
         max_tokens: int,
         temperature: float | None = None,
     ) -> AsyncIterator[Delta | Finish]:
-        """Stream one chat completion: Deltas, then a Finish with the server's usage."""
+        """Stream one chat completion: Deltas, then a Finish with the server's usage.
+
+        The read, decode and parse loop is inlined here rather than split into nested
+        async generators: each level costs a resumption per token of every stream.
+        """
         body = self._request_body(model, messages, max_tokens, temperature)
         try:
             async with self._session().post(
                 self._url, json=body, allow_redirects=False
             ) as response:
-                async for item in self._response_items(response):
-                    yield item
+                if response.status >= 300 or response.content_type == "application/json":
+                    for item in await self._whole_response(response):
+                        yield item
+                    return
+                state = _StreamState(self.name)
+                decoder = SSEDecoder()
+                content = response.content
+                while True:
+                    chunk = await content.readany()
+                    for data in decoder.feed(chunk) if chunk else decoder.flush():
+                        if data[:1] != "{" and data.strip() == "[DONE]":
+                            await _drain(response)
+                            yield state.finish()
+                            return
+                        if text := state.apply(_parse_json(data, provider=self.name)):
+                            yield Delta(text)
+                    if not chunk:
+                        break
+                if state.finish_reason is None:
+                    message = f"{self.name}: the stream ended before the answer was complete"
+                    raise ProviderError(message, code="connection", retryable=True)
+                yield state.finish()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise transport_error(exc, provider=self.name, read_timeout=self._read_timeout) from exc
 
@@ -118,9 +142,8 @@ class OpenAICompatibleProvider:
             body["temperature"] = temperature
         return body
 
-    async def _response_items(
-        self, response: aiohttp.ClientResponse
-    ) -> AsyncIterator[Delta | Finish]:
+    async def _whole_response(self, response: aiohttp.ClientResponse) -> list[Delta | Finish]:
+        """An error status, or a server that ignored "stream": true and sent it all at once."""
         if response.status >= 300:
             raise status_error(
                 provider=self.name,
@@ -128,14 +151,8 @@ class OpenAICompatibleProvider:
                 body=await response.read(),
                 headers=response.headers,
             )
-        if response.content_type == "application/json":
-            # The server ignored "stream": true and sent the whole completion at once.
-            payload = _parse_json(await response.text(), provider=self.name)
-            for item in _completion_items(payload, provider=self.name):
-                yield item
-            return
-        async for item in _stream_items(response, provider=self.name):
-            yield item
+        payload = _parse_json(await response.text(), provider=self.name)
+        return _completion_items(payload, provider=self.name)
 
 
 def auth_headers(base_url: str, api_key: str | None) -> dict[str, str]:
@@ -165,8 +182,13 @@ class _StreamState:
             return ""
         if chunk.get("error"):
             raise stream_error(chunk["error"], provider=self.provider)
-        self._apply_usage(chunk.get("usage"))
-        return "".join(self._apply_choice(c) for c in chunk.get("choices") or [])
+        usage = chunk.get("usage")
+        if usage is not None:
+            self._apply_usage(usage)
+        choices = chunk.get("choices")
+        if type(choices) is list and len(choices) == 1:  # the usual chunk: one choice
+            return self._apply_choice(choices[0])
+        return "".join(self._apply_choice(c) for c in choices or [])
 
     def finish(self) -> Finish:
         # A server that says [DONE] without any finish_reason finished normally.
@@ -186,32 +208,6 @@ class _StreamState:
         delta = choice.get("delta") or choice.get("message") or {}
         content = delta.get("content") if isinstance(delta, dict) else None
         return content if isinstance(content, str) else ""
-
-
-async def _stream_items(
-    response: aiohttp.ClientResponse, *, provider: str
-) -> AsyncIterator[Delta | Finish]:
-    state = _StreamState(provider)
-    async for data in _event_data(response):
-        if data.strip() == "[DONE]":
-            await _drain(response)
-            yield state.finish()
-            return
-        if text := state.apply(_parse_json(data, provider=provider)):
-            yield Delta(text)
-    if state.finish_reason is None:
-        message = f"{provider}: the stream ended before the answer was complete"
-        raise ProviderError(message, code="connection", retryable=True)
-    yield state.finish()
-
-
-async def _event_data(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    decoder = SSEDecoder()
-    async for chunk in response.content.iter_any():
-        for data in decoder.feed(chunk):
-            yield data
-    for data in decoder.flush():
-        yield data
 
 
 async def _drain(response: aiohttp.ClientResponse) -> None:

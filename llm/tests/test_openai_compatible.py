@@ -311,3 +311,43 @@ async def test_a_401_is_a_non_retryable_auth_error_with_the_vendors_message(
     assert (outcome.error.code, outcome.error.status) == ("auth", 401)
     assert outcome.error.retryable is False
     assert "Incorrect API key provided" in str(outcome.error)
+
+
+@pytest.mark.asyncio
+async def test_a_character_and_the_done_line_split_across_reads_come_out_whole(
+    scripted_server: ScriptedServer,
+) -> None:
+    body = (
+        'data: {"choices":[{"index":0,"delta":{"content":"Prix: 5 €"}}]}\n\n'
+        'data: {"choices":[{"index":0,"delta":{"content":" 日本"},"finish_reason":"stop"}]}\n\n'
+        'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":3}}\n\n'
+        "data: [DONE]\n\n"
+    ).encode()
+    cuts = [body.index("€".encode()) + 2, body.index("日".encode()) + 1, body.index(b"[DO") + 3]
+    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+
+    outcome = await scripted_chat(await scripted_server(pieces))
+
+    assert outcome.error is None
+    assert outcome.deltas == ["Prix: 5 €", " 日本"]
+    assert outcome.finish is not None
+    assert (outcome.finish.finish_reason, outcome.finish.prompt_tokens) == ("stop", 4)
+    assert outcome.finish.completion_tokens == 3
+
+
+@pytest.mark.asyncio
+async def test_a_chunk_with_two_choices_keeps_only_the_first_choices_text(
+    scripted_server: ScriptedServer,
+) -> None:
+    url = await scripted_server(
+        [
+            b'data: {"choices":[{"index":1,"delta":{"content":"B"}},'
+            b'{"index":0,"delta":{"content":"A"},"finish_reason":"stop"}]}\n\n',
+            b"data: [DONE]\n\n",
+        ]
+    )
+
+    outcome = await scripted_chat(url)
+
+    assert outcome.deltas == ["A"]
+    assert outcome.finish is not None and outcome.finish.finish_reason == "stop"
