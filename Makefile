@@ -81,6 +81,9 @@ bench: services
 	$(PY) -m bench.retrieval_latency
 	$(PY) -m bench.ingest_throughput --limit 400 --embed-sample 256
 	$(PY) -m bench.history_latency
+	$(PY) -m bench.cache_threshold
+	$(PY) -m bench.cache_lookup
+	$(PY) -m bench.cache_ttft
 
 # Optional: SmolLM2-135M on llama.cpp (compiles for 7 to 18 minutes); then run with LOCAL_LLM=1.
 local-llm: install

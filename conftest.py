@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,6 +43,21 @@ def worker_env() -> dict[str, str]:
         "DATABASE_URL": test_database_url(),
         "REDIS_URL": settings.REDIS_URL,
     }
+
+
+def web_listening_port(process: subprocess.Popen[bytes], log_path: Path) -> int:
+    """The port a ``python -m chatbot.serve -p 0`` process bound, read back from its log."""
+    deadline = time.monotonic() + 30
+    while True:
+        log = log_path.read_text(errors="replace")
+        # uvicorn: "running on http://127.0.0.1:N"; daphne: "Listening on TCP address 127.0.0.1:N"
+        found = re.search(r"(?:http://|TCP address )127\.0\.0\.1:(\d+)", log)
+        if found:
+            return int(found.group(1))
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the web process did not start:\n{log}")
+        time.sleep(0.1)
 
 
 def start_worker(

@@ -72,8 +72,9 @@ def fake_command(port: int, *options: str) -> dict[str, Any]:
 
 def web_command(env: dict[str, str]) -> dict[str, Any]:
     port = free_port()
-    daphne = str(Path(sys.executable).with_name("daphne"))
-    argv = [daphne, "-b", HOST, "-p", str(port), "chatbot.asgi:application"]
+    argv = [sys.executable, "-m", "chatbot.serve", "-b", HOST, "-p", str(port)]
+    # Every turn asks "Hello?" first: the answer cache would serve most of them.
+    env = {"ANSWER_CACHE_ENABLED": "0", **env}
     return {"argv": argv, "port": port, "ready_path": "/healthz", "env": env}
 
 

@@ -435,7 +435,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--trace", action="store_true", help="serve bench.turn_trace (timers on the TTFT path)"
     )
     parser.add_argument(
-        "--web-processes", type=int, default=1, help="daphne processes, chats spread over them"
+        "--web-processes", type=int, default=1, help="web processes, chats spread over them"
+    )
+    parser.add_argument(
+        "--server", choices=["uvicorn", "daphne"], default="uvicorn", help="WEB_SERVER of the web"
     )
     parser.add_argument(
         "--event-loop", choices=["uvloop", "asyncio"], default="uvloop", help="the web process's"
@@ -464,6 +467,9 @@ def child_commands(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "CHAT_MODELS": MODEL,
         "BENCH_TRACE_FILE": str(TRACE_FILE),
         "WEB_EVENT_LOOP": args.event_loop,
+        "WEB_SERVER": args.server,
+        "WEB_ACCESS_LOG": "0",
+        "ANSWER_CACHE_ENABLED": "0",  # every chat asks the same first question
     }
     commands: dict[str, dict[str, Any]] = {
         "fake_server": {"argv": fake_argv, "port": fake_port, "ready_path": "/v1/models"},

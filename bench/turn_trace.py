@@ -1,13 +1,13 @@
 """The product's ASGI application, instrumented to show where a turn's first token waits.
 
-Only for ``python -m bench.stream_load --trace``: daphne serves ``bench.turn_trace:application``
-instead of ``chatbot.asgi:application``. The product's behaviour is unchanged; a few module
-attributes are wrapped with timers (in this process only):
+Only for ``python -m bench.stream_load --trace``: the web process serves
+``bench.turn_trace:application`` instead of ``chatbot.asgi:application``. The product's
+behaviour is unchanged; a few module attributes are wrapped with timers (in this process only):
 
 - every ``db(...)`` call of the consumer and of generation: queue wait (submitted -> a worker
   thread starts it), run time in the thread, and resume (thread done -> the awaiting task runs);
-- per turn: frame received, ``turn.started`` handed to daphne, generate task started, provider
-  request sent, first token from the provider, and the first ``turn.delta`` handed to daphne;
+- per turn: frame received, ``turn.started`` handed to the server, generate task started, provider
+  request sent, first token from the provider, and the first ``turn.delta`` handed to the server;
 - every Redis append of the relay (its duration).
 
 Timestamps are ``time.perf_counter()`` of this process; they are written as JSON to

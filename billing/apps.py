@@ -22,6 +22,10 @@ class BillingConfig(AppConfig):
         post_save.connect(user_created, sender=settings.AUTH_USER_MODEL, dispatch_uid="billing")
         from billing.models import Plan, Subscription
         from billing.plan_cache import plans_changed
+        from billing.upload_limits import PlanUploadLimit
+        from knowledge.upload_limits import upload_limit_register
+
+        upload_limit_register(PlanUploadLimit())
 
         for signal in (post_save, post_delete):
             for model in (Plan, Subscription):

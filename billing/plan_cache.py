@@ -23,6 +23,12 @@ MAX_ENTRIES = 10_000  # a bound on memory: past it the cache starts over
 entries: dict[int, tuple[float, Plan]] = {}
 
 
+def plan_cached(*, user_id: int) -> Plan | None:
+    """The user's cached plan if it is fresh, else None (no database trip: safe on the loop)."""
+    hit = entries.get(user_id)
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+
 def plan_for_user_cached(*, user_id: int) -> Plan:
     """The user's plan, at most ``BILLING_PLAN_CACHE_SECONDS`` old (0 disables the cache)."""
     now = time.monotonic()

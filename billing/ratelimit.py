@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -70,6 +72,27 @@ def bucket_script(url: str) -> Any:
     return redis_client(url).register_script(BUCKET_LUA)
 
 
+def bucket_args(rate_per_minute: int, burst: int | None, cost: int) -> list[float] | None:
+    """The script's arguments, or None when the rate means no limit (Redis is not asked)."""
+    capacity = burst if burst is not None else rate_per_minute
+    if rate_per_minute <= 0:
+        return None
+    if not 1 <= cost <= capacity:
+        raise ValueError(f"cost must be between 1 and the burst ({capacity}), not {cost}")
+    return [rate_per_minute / 60, capacity, cost]
+
+
+def decision_of(result: Any, capacity: int) -> RateDecision:
+    allowed, wait, remaining = result
+    return RateDecision(
+        allowed=bool(allowed), retry_after=float(wait), remaining=int(remaining), limit=capacity
+    )
+
+
+def unlimited(capacity: int) -> RateDecision:
+    return RateDecision(allowed=True, retry_after=0.0, remaining=capacity, limit=capacity)
+
+
 def rate_limit_hit(
     *, key: str, rate_per_minute: int, burst: int | None = None, cost: int = 1
 ) -> RateDecision:
@@ -79,27 +102,42 @@ def rate_limit_hit(
     no limit, and Redis is not asked.
     """
     capacity = burst if burst is not None else rate_per_minute
-    if rate_per_minute <= 0:
-        return RateDecision(allowed=True, retry_after=0.0, remaining=capacity, limit=capacity)
-    if not 1 <= cost <= capacity:
-        raise ValueError(f"cost must be between 1 and the burst ({capacity}), not {cost}")
+    args = bucket_args(rate_per_minute, burst, cost)
+    if args is None:
+        return unlimited(capacity)
     script = bucket_script(settings.REDIS_URL)
-    allowed, wait, remaining = script(
-        keys=[KEY_PREFIX + key], args=[rate_per_minute / 60, capacity, cost]
-    )
-    return RateDecision(
-        allowed=bool(allowed), retry_after=float(wait), remaining=int(remaining), limit=capacity
-    )
+    return decision_of(script(keys=[KEY_PREFIX + key], args=args), capacity)
+
+
+_async_scripts: weakref.WeakKeyDictionary[aioredis.Redis, Any] = weakref.WeakKeyDictionary()
+
+
+async def rate_limit_hit_async(
+    *, client: aioredis.Redis, key: str, rate_per_minute: int, burst: int | None = None
+) -> RateDecision:
+    """``rate_limit_hit`` on the event loop, through the caller's async client.
+
+    The chat's turns check their limit here rather than in a database thread: the thread pool
+    is what new turns queue for under load, and a Redis round trip needs no thread.
+    """
+    capacity = burst if burst is not None else rate_per_minute
+    args = bucket_args(rate_per_minute, burst, 1)
+    if args is None:
+        return unlimited(capacity)
+    script = _async_scripts.get(client)
+    if script is None:
+        script = _async_scripts[client] = client.register_script(BUCKET_LUA)
+    return decision_of(await script(keys=[KEY_PREFIX + key], args=args), capacity)
 
 
 def rate_limit_peek(*, key: str, rate_per_minute: int, burst: int | None = None) -> RateDecision:
     """The bucket's state without taking from it (for showing it to the user)."""
     capacity = burst if burst is not None else rate_per_minute
     if rate_per_minute <= 0:
-        return RateDecision(allowed=True, retry_after=0.0, remaining=capacity, limit=capacity)
+        return unlimited(capacity)
     tokens, at = redis_client(settings.REDIS_URL).hmget(KEY_PREFIX + key, ["tokens", "at"])
     if tokens is None or at is None:
-        return RateDecision(allowed=True, retry_after=0.0, remaining=capacity, limit=capacity)
+        return unlimited(capacity)
     now = redis_now()
     level = min(capacity, float(tokens) + max(0.0, now - float(at)) * rate_per_minute / 60)
     wait = 0.0 if level >= 1 else (1 - level) / (rate_per_minute / 60)

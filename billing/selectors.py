@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -81,13 +83,66 @@ def models_offered(*, plan: Plan, provider_models: Sequence[str]) -> list[str]:
     provider's configured models are offered. A plan's ``models_allowed`` narrows either.
     """
     catalogue = list(ModelPrice.objects.filter(enabled=True).values_list("model", flat=True))
+    return models_offered_from(
+        catalogue=catalogue, provider_models=provider_models, models_allowed=plan.models_allowed
+    )
+
+
+def models_offered_from(
+    *, catalogue: Sequence[str], provider_models: Sequence[str], models_allowed: Sequence[str]
+) -> list[str]:
+    """``models_offered`` from values already read (the router keeps the catalogue cached)."""
     known = set(catalogue)
     offered = [m for m in provider_models if m in known] + sorted(known - set(provider_models))
     if not catalogue:
         offered = list(provider_models)
-    if plan.models_allowed:
-        offered = [m for m in offered if m in plan.models_allowed]
+    if models_allowed:
+        offered = [m for m in offered if m in models_allowed]
     return offered
+
+
+def model_prices() -> dict[str, int]:
+    """Enabled catalogue models and their input + output price (micro-dollars per M tokens)."""
+    rows = ModelPrice.objects.filter(enabled=True).values_list(
+        "model", "input_price", "output_price"
+    )
+    return {model: input_price + output_price for model, input_price, output_price in rows}
+
+
+# The larger of the token and cost fractions of the caps the user has used or reserved this
+# period (0 without a period row or a cap).
+BUDGET_USED_SQL = """
+SELECT GREATEST(0.0,
+    COALESCE(MAX(tokens_used + tokens_reserved)::float8 / NULLIF(%(tokens_cap)s::bigint, 0), 0),
+    COALESCE(MAX(cost_used + cost_reserved)::float8 / NULLIF(%(cost_cap)s::bigint, 0), 0)) AS used
+FROM billing_quotaperiod WHERE user_id = %(user_id)s AND period_start = %(period_start)s
+"""
+
+
+def budget_params(*, user_id: int, plan: Plan) -> dict[str, Any] | None:
+    """The parameters of ``BUDGET_USED_SQL``; None for a plan without caps (nothing to read)."""
+    if not plan.tokens_per_month and not plan.cost_cap_per_month:
+        return None
+    return {
+        "user_id": user_id,
+        "period_start": period_start_of(timezone.now()),
+        "tokens_cap": plan.tokens_per_month,
+        "cost_cap": plan.cost_cap_per_month,
+    }
+
+
+def budget_used_fraction(*, user_id: int, plan: Plan) -> float:
+    """How much of ``plan``'s monthly caps the user has used or reserved: the larger fraction.
+
+    0 for a plan without caps (no query); otherwise one read of the current period's row.
+    """
+    params = budget_params(user_id=user_id, plan=plan)
+    if params is None:
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute(BUDGET_USED_SQL, params)
+        row = cursor.fetchone()
+    return float(row[0]) if row else 0.0
 
 
 def model_cheapest(*, candidates: Sequence[str]) -> str | None:

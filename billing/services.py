@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -19,7 +20,7 @@ from billing.quota_sql import (
     reservation_insert,
     settle_update,
 )
-from billing.ratelimit import rate_limit_hit
+from billing.ratelimit import RateDecision, rate_limit_hit, rate_limit_hit_async
 from billing.selectors import (
     period_reset_at,
     period_start_of,
@@ -71,10 +72,23 @@ def turn_admit(*, user_id: int) -> Plan:
     most turns. Raises ``RateLimited`` with the wait when the user's bucket is empty.
     """
     plan = plan_for_user_cached(user_id=user_id)
-    decision = rate_limit_hit(key=user_rate_key(user_id), rate_per_minute=plan.requests_per_minute)
+    admit_or_raise(
+        rate_limit_hit(key=user_rate_key(user_id), rate_per_minute=plan.requests_per_minute)
+    )
+    return plan
+
+
+async def turn_admit_async(*, user_id: int, plan: Plan, client: aioredis.Redis) -> None:
+    """``turn_admit``'s rate limit on the event loop, for a plan the caller already holds."""
+    decision = await rate_limit_hit_async(
+        client=client, key=user_rate_key(user_id), rate_per_minute=plan.requests_per_minute
+    )
+    admit_or_raise(decision)
+
+
+def admit_or_raise(decision: RateDecision) -> None:
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
-    return plan
 
 
 def client_admit(*, ip: str) -> None:
@@ -83,9 +97,7 @@ def client_admit(*, ip: str) -> None:
     ``ip`` comes from ``billing.ratelimit.client_ip``. Raises ``RateLimited``.
     """
     rate = settings.ANON_REQUESTS_PER_MINUTE
-    decision = rate_limit_hit(key=f"ip:{ip}", rate_per_minute=rate)
-    if not decision.allowed:
-        raise RateLimited(decision.retry_after)
+    admit_or_raise(rate_limit_hit(key=f"ip:{ip}", rate_per_minute=rate))
 
 
 @dataclass(frozen=True)

@@ -273,6 +273,9 @@ CHAT_PROVIDER_READ_TIMEOUT = envint("CHAT_PROVIDER_READ_TIMEOUT", 60)
 # Failover (llm/failover.py, formats in llm/provider_config.py): named providers, each model's
 # ordered targets, and the circuit breaker shared through Redis.
 CHAT_PROVIDERS = env("CHAT_PROVIDERS")
+# The `auto` model (conversations/model_routing.py): how often a web process compares its cached
+# routing policy and prices with the version in Redis (0: every turn).
+ROUTING_POLICY_CHECK_SECONDS = envint("ROUTING_POLICY_CHECK_SECONDS", 1)
 CHAT_FALLBACKS = env("CHAT_FALLBACKS")
 CHAT_FIRST_TOKEN_TIMEOUT = envint("CHAT_FIRST_TOKEN_TIMEOUT", 15)
 CHAT_RETRY_AFTER_MAX = envint("CHAT_RETRY_AFTER_MAX", 5)
@@ -323,6 +326,8 @@ EMBEDDING_MODEL = env(
 EMBEDDING_DIMENSIONS = envint("EMBEDDING_DIMENSIONS", 384)
 EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", 32)
 EMBEDDING_THREADS = envint("EMBEDDING_THREADS", 2)  # onnxruntime intra-op threads (minilm)
+# Threads for embedding one question (a chat turn's lookup and retrieval); see llm/minilm.py.
+EMBEDDING_QUERY_THREADS = envint("EMBEDDING_QUERY_THREADS", 1)
 # Empty: the chat model's OPENAI_BASE_URL / OPENAI_API_KEY.
 EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
 EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")
@@ -364,3 +369,20 @@ CELERY_BEAT_SCHEDULE["lexeme-stats-refresh"] = {
     "schedule": float(KNOWLEDGE_LEXEME_STATS_SECONDS),
 }
 KNOWLEDGE_INGEST_QUEUE = env("KNOWLEDGE_INGEST_QUEUE", "celery")
+
+# --- Answer cache (conversations/answer_cache.py) ---------------------------------------------
+# First questions of conversations, answered completely, are served again to askers with the
+# same permission scope: exactly (Redis) or by meaning (pgvector, cosine similarity at least
+# ANSWER_CACHE_THRESHOLD, chosen by bench/cache_threshold.py for <= 1% wrong hits).
+ANSWER_CACHE_ENABLED = envbool("ANSWER_CACHE_ENABLED", True)
+ANSWER_CACHE_TTL_SECONDS = envint("ANSWER_CACHE_TTL_SECONDS", 7 * 86400)
+ANSWER_CACHE_THRESHOLD = float(env("ANSWER_CACHE_THRESHOLD", "0.83"))
+# When no provider can answer, a saved answer this similar is offered instead (with a notice).
+ANSWER_CACHE_FALLBACK_THRESHOLD = float(env("ANSWER_CACHE_FALLBACK_THRESHOLD", "0.75"))
+# Bump after changing prompts or retrieval in a way that should retire every cached answer.
+ANSWER_CACHE_PROMPT_VERSION = env("ANSWER_CACHE_PROMPT_VERSION", "1")
+ANSWER_CACHE_EF_SEARCH = envint("ANSWER_CACHE_EF_SEARCH", 40)
+CELERY_BEAT_SCHEDULE["answer-cache-purge"] = {
+    "task": "conversations.answer_cache_purge",
+    "schedule": 3600.0,
+}

@@ -29,3 +29,5 @@ CHANNEL_LAYERS = {
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+# The answer cache would make repeated questions across tests interfere; its tests turn it on.
+ANSWER_CACHE_ENABLED = False

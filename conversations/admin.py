@@ -3,10 +3,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from conversations.models import (
+    CachedAnswer,
     Conversation,
     Export,
     Message,
     ModerationEvent,
+    RoutingPolicy,
     ShareLink,
     SharingSettings,
 )
@@ -15,7 +17,16 @@ from conversations.moderation import moderation_events_review
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
     model = Message
-    fields = ("role", "status", "content", "model", "completion_tokens", "ttft_ms", "created_at")
+    fields = (
+        "role",
+        "status",
+        "content",
+        "model",
+        "route_reason",
+        "completion_tokens",
+        "ttft_ms",
+        "created_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -54,11 +65,12 @@ class MessageAdmin(admin.ModelAdmin[Message]):
         "role",
         "status",
         "model",
+        "route_reason",
         "provider",
         "ttft_ms",
         "created_at",
     )
-    list_filter = ("status", "role", "model", "provider")
+    list_filter = ("status", "role", "model", "route_reason", "provider", "cached")
     search_fields = ("=id", "=conversation__id", "error_code")
     raw_id_fields = ("conversation", "reply_to")
     date_hierarchy = "created_at"
@@ -69,6 +81,8 @@ class MessageAdmin(admin.ModelAdmin[Message]):
         "duration_ms",
         "error_code",
         "error_detail",
+        "route_reason",
+        "route_detail",
         "created_at",
         "finished_at",
     )
@@ -151,3 +165,88 @@ class ExportAdmin(admin.ModelAdmin[Export]):
     list_filter = ("status",)
     raw_id_fields = ("owner",)
     readonly_fields = ("file_name", "size_bytes", "created_at", "finished_at")
+
+
+@admin.register(RoutingPolicy)
+class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
+    """The rules of the ``auto`` model; the active one applies (every process within a second)."""
+
+    list_display = (
+        "name",
+        "active",
+        "long_question_chars",
+        "long_context_tokens",
+        "budget_prefer_cheap_at",
+        "cheap_model",
+        "strong_model",
+        "updated_at",
+    )
+    list_filter = ("active",)
+    readonly_fields = ("updated_at",)
+    fieldsets = [
+        (None, {"fields": ["name", "active"]}),
+        ("Models", {"fields": ["cheap_model", "strong_model"]}),
+        (
+            "The request",
+            {
+                "fields": [
+                    "long_question_chars",
+                    "long_context_tokens",
+                    "code_patterns",
+                    "reasoning_cues",
+                    "reasoning_min_cues",
+                    "sources_prefer_strong",
+                    "no_sources_prefer_strong",
+                ]
+            },
+        ),
+        ("Budget", {"fields": ["budget_prefer_cheap_at"]}),
+        (None, {"fields": ["updated_at"]}),
+    ]
+
+
+@admin.register(CachedAnswer)
+class CachedAnswerAdmin(admin.ModelAdmin[CachedAnswer]):
+    """Answers kept by the answer cache: read-only; deleting one makes the next asker's fresh."""
+
+    list_display = (
+        "id",
+        "short_question",
+        "model",
+        "hit_count",
+        "last_hit_at",
+        "created_at",
+        "expires_at",
+    )
+    list_filter = ("model",)
+    search_fields = ("question",)
+    date_hierarchy = "created_at"
+    ordering = ("-id",)
+    fields = (
+        "question",
+        "answer",
+        "citations",
+        "model",
+        "scope",
+        "question_hash",
+        "document_ids",
+        "document_versions",
+        "created_at",
+        "expires_at",
+        "hit_count",
+        "last_hit_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="question")
+    def short_question(self, entry: CachedAnswer) -> str:
+        return entry.question[:100]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CachedAnswer]:
+        return super().get_queryset(request).defer("embedding")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -12,6 +12,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from chatbot.users.auth import api_auth
 from conversations import selectors, services
+from conversations.answer_cache import cache_mode_of_header
 from conversations.delivery import turn_frames
 from conversations.exceptions import InvalidInput
 from conversations.generation import turn_launch
@@ -41,6 +42,7 @@ class ConversationPatch(Schema):
     title: str | None = Field(None, max_length=200)
     pinned: bool | None = None
     archived: bool | None = None
+    model: str | None = Field(None, min_length=1, max_length=100)
 
 
 class MessageOut(Schema):
@@ -179,6 +181,7 @@ async def message_send(
         content=payload.content,
         idempotency_key=key,
         watchers=0,
+        cache=cache_mode_of_header(request.headers.get("Cache-Control", "")),
     )
     message_id = turn.assistant_message.pk
     started = {"message_id": message_id, "user_message_id": turn.user_message.pk}

@@ -32,6 +32,7 @@ class MessageSend(BaseModel):
     type: Literal["message.send"]
     content: str
     idempotency_key: str
+    cache: bool = True  # false: do not answer from the answer cache (a fresh answer replaces it)
 
 
 class TurnStop(BaseModel):
@@ -125,6 +126,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             content=frame.content,
             idempotency_key=frame.idempotency_key,
             watchers=1,
+            cache="use" if frame.cache else "refresh",
         )
         message_id = turn.assistant_message.pk
         await self.send_json(started_frame(message_id, turn.user_message.pk, frame.idempotency_key))

@@ -44,11 +44,13 @@ def message_state(message_id: int) -> Message | None:
             "id",
             "status",
             "content",
+            "model",
             "prompt_tokens",
             "completion_tokens",
             "citations",
             "error_code",
             "error_detail",
+            "cached",
         )
         .first()
     )
@@ -61,7 +63,10 @@ def done_payload(end: TurnOutcome | Message) -> dict[str, Any]:
         "usage": {"prompt_tokens": end.prompt_tokens, "completion_tokens": end.completion_tokens},
         "citations": end.citations or [],
         "content": end.content,
+        "model": end.model,
     }
+    if end.cached:
+        payload["cached"] = True
     if end.error_code:
         payload["error"] = {"code": end.error_code, "detail": end.error_detail}
     return payload

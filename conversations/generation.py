@@ -13,18 +13,26 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
 from conversations import streams
+from conversations.answer_cache import CacheHit, CacheMode, CacheProbe, cache_consult
 from conversations.batcher import stream_batcher
+from conversations.cached_turns import (
+    CACHE_PROVIDER,
+    cached_events,
+    fallback_lookup,
+    turn_cache_after,
+)
 from conversations.context import context_build, system_prompt
 from conversations.delivery import done_payload, started_frame, turn_announce
 from conversations.grounding import citations_cited, grounding_build, sources_budget
-from conversations.metering import turn_admit_user, turn_reserve
+from conversations.metering import Admission, turn_admit_user, turn_admit_user_async, turn_reserve
+from conversations.model_routing import RouteDecision
 from conversations.models import Conversation, Message
 from conversations.moderation import (
     OUTPUT_WITHHELD,
@@ -39,6 +47,7 @@ from conversations.services import (
     turn_begin,
     turn_finish,
 )
+from conversations.turn_routing import turn_route
 from llm.chat import ChatEvent, ChatMessage, Delta, Finish, Served
 from llm.exceptions import ProviderError
 from llm.moderation import OutputFlagged, OutputWatch
@@ -58,13 +67,28 @@ class TurnPlan:
     summarize_through_id: int | None
     citations: tuple[dict[str, Any], ...] = ()  # the numbered sources in the prompt
     prompt_tokens_estimate: int = 0  # the context's character-based upper estimate
+    route: RouteDecision | None = None  # why ``auto`` chose ``model`` (written at finish)
+    cache: CacheProbe | None = None  # the answer cache's view of the question, when it has one
+    cached: CacheHit | None = None  # the cached answer this turn serves
+    versions: dict[int, int] = field(default_factory=dict)  # document versions the sources quote
 
 
 def plan_build(
-    conversation: Conversation, question: Message, answer: Message, user: Any = None
+    conversation: Conversation,
+    question: Message,
+    answer: Message,
+    user: Any = None,
+    cache: CacheMode = "use",
 ) -> TurnPlan:
+    probe, hit = cache_consult(user=user, conversation=conversation, question=question, mode=cache)
+    if hit is not None:
+        return cached_plan(answer, conversation, probe, hit)
     budget = sources_budget(system_prompt=system_prompt(conversation), question=question.content)
-    grounding = grounding_build(user=user, question=question.content, budget_tokens=budget)
+    # The question's embedding when the cache lookup made one: retrieval reuses it.
+    embedding = probe.embedding if probe is not None else None
+    grounding = grounding_build(
+        user=user, question=question.content, budget_tokens=budget, embedding=embedding
+    )
     context = context_build(conversation=conversation, question=question, sources=grounding.prompt)
     return TurnPlan(
         message_id=answer.pk,
@@ -75,18 +99,44 @@ def plan_build(
         summarize_through_id=context.dropped_before_id,
         citations=tuple(grounding.citations),
         prompt_tokens_estimate=context.prompt_tokens_estimate,
+        cache=probe,
+        versions=grounding.versions,
+    )
+
+
+def cached_plan(
+    answer: Message, conversation: Conversation, probe: CacheProbe | None, hit: CacheHit
+) -> TurnPlan:
+    """A turn answered from the cache: no prompt, no model tokens to reserve."""
+    return TurnPlan(
+        message_id=answer.pk,
+        conversation_id=conversation.pk,
+        model=answer.model,
+        messages=[],
+        max_tokens=0,
+        summarize_through_id=None,
+        citations=tuple(hit.citations),
+        cache=probe,
+        cached=hit,
     )
 
 
 def turn_start(
-    *, user: Any, conversation_id: int, content: str, idempotency_key: str
+    *,
+    user: Any,
+    conversation_id: int,
+    content: str,
+    idempotency_key: str,
+    admission: Admission | None = None,
+    cache: CacheMode = "use",
 ) -> tuple[Turn, TurnPlan | None]:
     """Begin a turn and, for a new one, plan it: one trip to a database thread, not two.
 
-    Billing: the rate limit first (Redis), then the quota reservation in the same transaction
-    as the begin, so a refused turn leaves no messages behind and a replay reserves nothing.
+    Billing: the rate limit first (Redis; ``admission`` when the caller has checked it on the
+    event loop already), then the quota reservation in the same transaction as the begin, so a
+    refused turn leaves no messages behind and a replay reserves nothing.
     """
-    billing_plan = turn_admit_user(user=user)
+    billing_plan = (admission or turn_admit_user(user=user)).plan
     with transaction.atomic():
         turn = turn_begin(
             user=user,
@@ -96,22 +146,41 @@ def turn_start(
         )
         if not turn.created:
             return turn, None
-        plan = plan_build(turn.conversation, turn.user_message, turn.assistant_message, user=user)
+        plan = plan_build(
+            turn.conversation, turn.user_message, turn.assistant_message, user=user, cache=cache
+        )
+        if plan.cached is None:  # an answer from the cache calls no model: nothing to route
+            plan = turn_route(
+                plan=plan, question=turn.user_message.content, user=user, billing_plan=billing_plan
+            )
         turn_reserve(plan=billing_plan, user=user, turn_plan=plan)
     return turn, plan
 
 
 async def turn_launch(
-    *, user: Any, conversation_id: int, content: str, idempotency_key: str, watchers: int
+    *,
+    user: Any,
+    conversation_id: int,
+    content: str,
+    idempotency_key: str,
+    watchers: int,
+    cache: CacheMode = "use",
 ) -> Turn:
     """Begin a turn and, when it is new, run its answer and announce it to open tabs.
 
     ``watchers``: how many of the conversation's open websockets the caller itself is (see
     ``turn_announce``). A replayed idempotency key returns the existing turn and starts nothing.
+    ``cache``: how the answer cache may serve and keep this turn (``answer_cache.CacheMode``).
     """
     await message_moderate(user=user, conversation_id=conversation_id, content=content)
+    admission = await turn_admit_user_async(user=user)
     turn, plan = await db(turn_start)(
-        user=user, conversation_id=conversation_id, content=content, idempotency_key=idempotency_key
+        user=user,
+        conversation_id=conversation_id,
+        content=content,
+        idempotency_key=idempotency_key,
+        admission=admission,
+        cache=cache,
     )
     if plan is not None:
         message_id = turn.assistant_message.pk
@@ -123,6 +192,8 @@ async def turn_launch(
 
 def answer_stream(plan: TurnPlan) -> AsyncIterator[ChatEvent]:
     """The provider's stream, watched by output moderation when it is on."""
+    if plan.cached is not None:
+        return cached_events(plan.cached)
     answer = chat_provider().stream_chat(
         model=plan.model, messages=plan.messages, max_tokens=plan.max_tokens
     )
@@ -157,17 +228,23 @@ def outcome_for(
     completion = finish.completion_tokens if finish and finish.completion_tokens else None
     prompt = finish.prompt_tokens if finish and finish.prompt_tokens else None
     ttft = relay.first_delta_at
+    if relay.served is not None and relay.served.provider == CACHE_PROVIDER:
+        extra["cached"], prompt, completion = True, 0, 0
     return TurnOutcome(
         status=status,
         content=relay.text,
         provider=relay.served.provider if relay.served else chat_provider().name,
         model=relay.served.model if relay.served else plan.model,
-        prompt_tokens=prompt
-        or sum(token_count(m.content, model=plan.model) for m in plan.messages),
-        completion_tokens=completion or token_count(relay.text, model=plan.model),
+        prompt_tokens=sum(token_count(m.content, model=plan.model) for m in plan.messages)
+        if prompt is None
+        else prompt,
+        completion_tokens=token_count(relay.text, model=plan.model)
+        if completion is None
+        else completion,
         ttft_ms=round((ttft - started) * 1000) if ttft else None,
         duration_ms=round((time.monotonic() - started) * 1000),
         citations=citations_cited(list(plan.citations), relay.text),
+        route=plan.route,
         **extra,
     )
 
@@ -188,6 +265,11 @@ async def turn_generate(message_id: int, runner: TurnRunner, *, plan: TurnPlan) 
     finally:  # local readers always learn the end, even when Redis or the database failed
         local.publish(streams.StreamEntry(relay.seq + 1, None, done))
     runner.hub.release_later(message_id)
+    if plan.cache is not None:
+        cache_step = db(turn_cache_after)
+        runner.spawn(
+            cache_step(probe=plan.cache, hit=plan.cached, outcome=outcome, versions=plan.versions)
+        )
     if plan.summarize_through_id:
         runner.spawn(db(summary_request)(plan.conversation_id, plan.summarize_through_id))
 
@@ -209,6 +291,10 @@ async def outcome_of(
     except OutputFlagged as exc:
         return await outcome_moderated(plan, relay, started, exc)
     except ProviderError as exc:
+        if exc.retryable and not relay.parts and plan.cache is not None:
+            saved = await outcome_from_cache(plan, relay, runner, started)
+            if saved is not None:
+                return saved
         status = Message.Status.INTERRUPTED if relay.parts else Message.Status.FAILED
         code = "provider_unavailable" if exc.retryable else "provider_error"
         return outcome_for(plan, relay, started, status, error_code=code, error_detail=str(exc))
@@ -232,6 +318,24 @@ async def outcome_moderated(
         logger.exception("recording the moderation of turn %s failed", plan.message_id)
     outcome = outcome_for(plan, relay, started, Message.Status.MODERATED)
     return replace(outcome, content="", error_code="moderated", error_detail=OUTPUT_WITHHELD)
+
+
+async def outcome_from_cache(
+    plan: TurnPlan, relay: Relay, runner: TurnRunner, started: float
+) -> TurnOutcome | None:
+    """No provider could start the answer: serve a saved one, with a notice, if there is one."""
+    if plan.cache is None:
+        return None
+    try:
+        hit = await db(fallback_lookup)(probe=plan.cache)
+    except Exception:
+        logger.exception("answer cache: fallback lookup for turn %s failed", plan.message_id)
+        return None
+    if hit is None:
+        return None
+    saved = replace(plan, cached=hit, citations=tuple(hit.citations))
+    finish = await stream_answer(saved, relay, runner)
+    return outcome_for(saved, relay, started, Message.Status.COMPLETE, finish=finish)
 
 
 def summary_request(conversation_id: int, through_id: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,15 +41,25 @@ _SPACE = re.compile(r"\s+")
 class Grounding:
     prompt: str = ""  # the system message; empty when no source was found
     citations: list[dict[str, Any]] = field(default_factory=list)
+    versions: dict[int, int] = field(default_factory=dict)  # document id -> version quoted
 
 
-def grounding_build(*, user: Any, question: str, budget_tokens: int) -> Grounding:
-    """The sources for ``question`` that ``user`` may read, within ``budget_tokens``."""
+def grounding_build(
+    *, user: Any, question: str, budget_tokens: int, embedding: Sequence[float] | None = None
+) -> Grounding:
+    """The sources for ``question`` that ``user`` may read, within ``budget_tokens``.
+
+    ``embedding``: the question's embedding when the caller has it (the answer cache), so the
+    question is not embedded twice.
+    """
     try:
         if not searchable_exists(user=user):  # one cheap query instead of embedding the question
             return Grounding()
         hits = chunk_search(
-            user=user, query=question[:MAX_QUERY_CHARS], k=settings.KNOWLEDGE_SEARCH_K
+            user=user,
+            query=question[:MAX_QUERY_CHARS],
+            k=settings.KNOWLEDGE_SEARCH_K,
+            embedding=embedding,
         )
     except Exception:  # retrieval is an aid: without it the model still answers
         logger.exception("retrieval failed; answering without sources")
@@ -60,6 +71,7 @@ def grounding_from_hits(hits: list[ChunkHit], *, budget_tokens: int) -> Groundin
     budget = budget_tokens - token_estimate(INSTRUCTIONS) - 10
     blocks: list[str] = []
     citations: list[dict[str, Any]] = []
+    versions: dict[int, int] = {}
     for hit in hits:
         block = source_block(len(blocks) + 1, hit)
         cost = token_estimate(block)
@@ -68,10 +80,11 @@ def grounding_from_hits(hits: list[ChunkHit], *, budget_tokens: int) -> Groundin
         budget -= cost
         blocks.append(block)
         citations.append(citation_of(len(blocks), hit))
+        versions[hit.document_id] = hit.document_version
     if not blocks:
         return Grounding()
     prompt = "\n".join([INSTRUCTIONS, "", SOURCES_START, *blocks, "", SOURCES_END])
-    return Grounding(prompt, citations)
+    return Grounding(prompt, citations, versions)
 
 
 def quoted(text: str) -> str:

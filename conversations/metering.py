@@ -6,13 +6,24 @@ them all (benchmarks measure the pipeline with and without).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from billing.models import Plan
+from billing.plan_cache import plan_cached, plan_for_user_cached
 from billing.selectors import models_offered, plan_for_user
-from billing.services import TurnRequest, TurnUsage, quota_reserve, turn_admit, usage_settle
+from billing.services import (
+    TurnRequest,
+    TurnUsage,
+    quota_reserve,
+    turn_admit,
+    turn_admit_async,
+    usage_settle,
+)
+from conversations import streams
+from conversations.runtime import db
 from llm.registry import chat_models
 
 if TYPE_CHECKING:
@@ -20,9 +31,26 @@ if TYPE_CHECKING:
     from conversations.services import TurnOutcome
 
 
-def turn_admit_user(*, user: Any) -> Plan | None:
-    """Rate-limit a new turn (raises ``RateLimited``); the user's plan, None when billing is off."""
-    return turn_admit(user_id=user.pk) if settings.BILLING_ENABLED else None
+@dataclass(frozen=True)
+class Admission:
+    """A turn let through the rate limit, with the user's plan (None when billing is off)."""
+
+    plan: Plan | None
+
+
+def turn_admit_user(*, user: Any) -> Admission:
+    """Rate-limit a new turn (raises ``RateLimited``)."""
+    return Admission(turn_admit(user_id=user.pk) if settings.BILLING_ENABLED else None)
+
+
+async def turn_admit_user_async(*, user: Any) -> Admission:
+    """``turn_admit_user`` on the event loop: the bucket through the loop's Redis client, and a
+    database thread only when the plan is not in the per-process cache."""
+    if not settings.BILLING_ENABLED:
+        return Admission(None)
+    plan = plan_cached(user_id=user.pk) or await db(plan_for_user_cached)(user_id=user.pk)
+    await turn_admit_async(user_id=user.pk, plan=plan, client=streams.async_client())
+    return Admission(plan)
 
 
 def turn_reserve(*, plan: Plan | None, user: Any, turn_plan: TurnPlan) -> None:
@@ -56,6 +84,7 @@ def turn_settle(*, message_id: int, outcome: TurnOutcome) -> None:
         completion_tokens=outcome.completion_tokens,
         ttft_ms=outcome.ttft_ms,
         duration_ms=outcome.duration_ms,
+        cache_hit=outcome.cached,
     )
     usage_settle(message_id=message_id, usage=usage)
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Func
+from pgvector.django import HnswIndex
+
+from knowledge.models import EmbeddingField
 
 # Full-text configuration of titles and messages (a regconfig name; "simple" does no stemming).
 SEARCH_CONFIG = "english"
@@ -162,6 +169,14 @@ class Message(models.Model):
     citations = models.JSONField(default=list, blank=True)
     error_code = models.CharField(max_length=50, blank=True)
     error_detail = models.TextField(blank=True)
+    # Why the ``auto`` model picked ``model`` for this answer (empty: the user chose the model),
+    # written with the outcome when the turn finishes.
+    # Database defaults: the turn's one-statement insert (``turn_sql``) need not name them.
+    route_reason = models.CharField(max_length=20, blank=True, default="", db_default="")
+    route_detail = models.JSONField(null=True, blank=True)
+    cached = models.BooleanField(
+        default=False, db_default=False, help_text="Served from the answer cache."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     search = models.GeneratedField(
@@ -335,3 +350,131 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"Session of user {self.user_id}"
+
+
+def lines_of(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def patterns_validate(text: str) -> None:
+    for line in lines_of(text):
+        try:
+            re.compile(line)
+        except re.error as exc:
+            raise ValidationError(f"not a regular expression: {line!r} ({exc})") from None
+
+
+class RoutingPolicy(models.Model):
+    """How the ``auto`` model chooses between a cheap and a strong model (staff edit it).
+
+    One policy is active at a time; without one, the built-in defaults apply. Every web process
+    caches the active policy and sees a change within ``ROUTING_POLICY_CHECK_SECONDS``
+    (``conversations.routing_policy``). The rules are in ``conversations.model_routing``.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    active = models.BooleanField(default=True)
+    long_question_chars = models.PositiveIntegerField(
+        default=1200, help_text="A question at least this long goes to the strong model."
+    )
+    long_context_tokens = models.PositiveIntegerField(
+        default=3000,
+        help_text="A prompt (history, sources, question) of at least this many tokens goes to "
+        "the strong model.",
+    )
+    code_patterns = models.TextField(
+        blank=True,
+        validators=[patterns_validate],
+        help_text="Regular expressions, one a line (case-sensitive; (?i:...) for not): a match "
+        "in the question means code, which goes to the strong model.",
+    )
+    reasoning_cues = models.TextField(
+        blank=True,
+        help_text="Words or phrases, one a line (whole words, any case) that ask for multi-step "
+        "reasoning.",
+    )
+    reasoning_min_cues = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="Distinct reasoning cues needed to prefer the strong model.",
+    )
+    sources_prefer_strong = models.BooleanField(
+        default=True, help_text="Answers grounded in retrieved sources use the strong model."
+    )
+    no_sources_prefer_strong = models.BooleanField(
+        default=False,
+        help_text="Questions for which retrieval found nothing use the strong model.",
+    )
+    budget_prefer_cheap_at = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Once a user has used this fraction of their plan's monthly tokens or cost "
+        "cap, the cheap model answers (1: never).",
+    )
+    cheap_model = models.CharField(
+        max_length=100, blank=True, help_text="Empty: the plan's cheapest priced model."
+    )
+    strong_model = models.CharField(
+        max_length=100, blank=True, help_text="Empty: the plan's most expensive priced model."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "routing policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["active"],
+                condition=models.Q(active=True),
+                name="routing_one_active",
+                violation_error_message="Another policy is active: deactivate it first.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(budget_prefer_cheap_at__gte=0, budget_prefer_cheap_at__lte=1),
+                name="routing_budget_fraction",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CachedAnswer(models.Model):
+    """A complete answer to a standalone question, served again to the same permission scope.
+
+    ``scope`` hashes what the answer may depend on besides the question: the collections the
+    asker could read, the model, the system prompt and ``ANSWER_CACHE_PROMPT_VERSION`` (see
+    ``conversations.answer_cache``). ``document_ids`` / ``document_versions`` are the cited
+    documents at the versions the answer was written from: a lookup skips an entry whose
+    documents are gone or changed, and a change deletes it (``document_changed``).
+    """
+
+    question = models.TextField()
+    question_hash = models.CharField(max_length=64, help_text="sha256 of the normalised question.")
+    scope = models.CharField(max_length=64)
+    embedding = EmbeddingField()
+    answer = models.TextField()
+    citations = models.JSONField(default=list, blank=True)
+    model = models.CharField(max_length=100)
+    document_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    document_versions = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    hit_count = models.PositiveIntegerField(default=0)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="cachedanswer_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            models.Index(fields=["scope", "question_hash"], name="cachedanswer_exact"),
+            models.Index(fields=["expires_at"], name="cachedanswer_expiry"),
+            GinIndex(fields=["document_ids"], name="cachedanswer_documents"),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]

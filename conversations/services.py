@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from conversations.exceptions import InvalidInput, NotFound, TurnInProgress
 from conversations.metering import models_for, turn_settle
+from conversations.model_routing import AUTO, RouteDecision
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
 from conversations.titles import title_schedule
@@ -40,13 +41,15 @@ class Turn:
 
 
 def model_validate(model: str | None, *, user: Any = None) -> str:
+    """A model ``user``'s plan allows, or ``auto`` (each turn picks one of those)."""
     models = models_for(user)
     if not models:
         raise InvalidInput("your plan offers no model; ask an administrator")
     if not model:
         return models[0]
-    if model not in models:
-        raise InvalidInput(f"unknown model {model!r}; choose one of {', '.join(models)}")
+    if model not in models and model != AUTO:
+        choices = ", ".join([*models, AUTO])
+        raise InvalidInput(f"unknown model {model!r}; choose one of {choices}")
     return model
 
 
@@ -92,9 +95,14 @@ def conversation_update(
     title: str | None = None,
     pinned: bool | None = None,
     archived: bool | None = None,
+    model: str | None = None,
 ) -> Conversation:
-    """Rename, pin or archive; only the given fields change."""
+    """Rename, pin, archive or change the model (validated for the owner's plan); only the
+    given fields change."""
     changed = []
+    if model is not None:
+        conversation.model = model_validate(model, user=conversation.owner)
+        changed.append("model")
     if title is not None:
         conversation.title = title_validate(title)
         changed.append("title")
@@ -193,6 +201,8 @@ class TurnOutcome:
     error_code: str = ""
     error_detail: str = ""
     citations: list[dict[str, Any]] | None = None
+    route: RouteDecision | None = None  # an ``auto`` turn's choice, recorded with the outcome
+    cached: bool = False  # served from the answer cache
 
 
 def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
@@ -212,6 +222,9 @@ def turn_finish(*, message_id: int, outcome: TurnOutcome) -> bool:
         "error_code": outcome.error_code,
         "error_detail": outcome.error_detail,
         "citations": json.dumps(outcome.citations or []),
+        "route_reason": outcome.route.reason if outcome.route else "",
+        "route_detail": json.dumps(outcome.route.detail) if outcome.route else None,
+        "cached": outcome.cached,
     }
     with transaction.atomic():  # the outcome and the quota settle together, or not at all
         finished = finish_rows_update(message_id=message_id, values=values)

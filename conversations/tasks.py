@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from conversations import exports, retention, services, titles
+from conversations import answer_cache, exports, retention, services, titles
 
 
 @shared_task(name="conversations.summarize")
@@ -29,6 +29,11 @@ def export_build_task(export_id: int) -> str | None:
 @shared_task(name="conversations.exports_expire")
 def exports_expire_task() -> int:
     return exports.exports_expire()
+
+
+@shared_task(name="conversations.answer_cache_purge")
+def answer_cache_purge_task() -> int:
+    return answer_cache.answers_purge_expired()
 
 
 @shared_task(name="conversations.purge")

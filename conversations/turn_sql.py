@@ -118,7 +118,9 @@ WITH finished AS (
         provider = %(provider)s, model = COALESCE(NULLIF(%(model)s, ''), model),
         prompt_tokens = %(prompt_tokens)s, completion_tokens = %(completion_tokens)s,
         ttft_ms = %(ttft_ms)s, duration_ms = %(duration_ms)s, error_code = %(error_code)s,
-        error_detail = %(error_detail)s, citations = %(citations)s::jsonb, finished_at = now()
+        error_detail = %(error_detail)s, citations = %(citations)s::jsonb, cached = %(cached)s,
+        finished_at = now(), route_reason = %(route_reason)s,
+        route_detail = %(route_detail)s::jsonb
     WHERE id = %(message_id)s AND status IN ('pending', 'streaming')
     RETURNING conversation_id
 )

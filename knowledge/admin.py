@@ -91,6 +91,7 @@ class DocumentAdmin(admin.ModelAdmin[Document]):
             chunks=upload.chunks(),
             filename=upload.name,
             title=form.cleaned_data.get("title", ""),
+            limited=False,  # staff upload as operators: no plan limits (the setting's holds)
         )
         obj.__dict__.update(document.__dict__)  # the admin goes on with the stored document
         if not created:

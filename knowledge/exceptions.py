@@ -22,6 +22,13 @@ class TooLarge(KnowledgeError):
     status = 413
 
 
+class StorageQuotaExceeded(KnowledgeError):
+    """The uploader's stored files plus this one would pass their storage quota."""
+
+    code = "storage_quota_exceeded"
+    status = 413
+
+
 class Conflict(KnowledgeError):
     code = "conflict"
     status = 409

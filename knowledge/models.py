@@ -159,7 +159,9 @@ class Chunk(models.Model):
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
             ),
-            GinIndex(fields=["search"], name="chunk_search_gin"),
+            # No pending list: a search would scan it whole until the next vacuum merged it,
+            # which cost milliseconds at every query after a busy ingestion.
+            GinIndex(fields=["search"], name="chunk_search_gin", fastupdate=False),
         ]
 
     def __str__(self) -> str:
@@ -167,14 +169,39 @@ class Chunk(models.Model):
 
 
 class LexemeStat(models.Model):
-    """How many chunks hold each full-text lexeme (``ts_stat``), refreshed by a beat task.
+    """How many chunks of a collection hold a full-text lexeme: the document frequencies of
+    the BM25 ranking, and what the search uses to match a question by its rarest terms.
 
-    The search matches a question by its rarest terms only, within a budget of chunks, so a
-    question full of common words does not make it rank a large share of the corpus.
+    Kept up to date in the transaction that writes or deletes chunks
+    (``services.text_stats_apply``); the beat task ``knowledge.lexeme_stats_refresh`` recounts
+    everything, repairing any drift and dropping lexemes no chunk holds any more.
     """
 
-    lexeme = models.TextField(primary_key=True)
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+")
+    lexeme = models.TextField()
     chunks = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            # Lexeme first: the search looks a lexeme up across the readable collections.
+            models.UniqueConstraint(
+                fields=["lexeme", "collection"], name="lexemestat_lexeme_collection"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.lexeme}: {self.chunks}"
+
+
+class CollectionTextStat(models.Model):
+    """A collection's chunk count and total full-text length (distinct lexemes per chunk,
+    summed): the BM25 ranking's corpus size and average chunk length. Kept with ``LexemeStat``."""
+
+    collection = models.OneToOneField(
+        Collection, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    chunks = models.BigIntegerField(default=0)
+    lexemes = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.collection_id}: {self.chunks} chunks"

@@ -45,12 +45,14 @@ def embedding_column_resize(*, dimensions: int) -> None:
 
 def chunks_reembed(*, report: Callable[[int, int], None] | None = None) -> int:
     """Resize the column when the setting changed, then re-embed every chunk; returns how many."""
+    from knowledge.signals import embeddings_replaced
     from llm.embeddings import embedding_provider
 
     provider = embedding_provider()
     dimensions = int(settings.EMBEDDING_DIMENSIONS)
     if embedding_column_dimensions() != dimensions:
         embedding_column_resize(dimensions=dimensions)
+    embeddings_replaced.send(sender="knowledge.Chunk", dimensions=dimensions)
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS chunk_embedding_hnsw")
     ids = list(Chunk.objects.order_by("pk").values_list("pk", flat=True))

@@ -3,8 +3,8 @@
 Both branches filter by the user's readable collections inside their own ``WHERE``, so a
 permission filter can never be applied after the top k were chosen (which would return fewer
 than k rows, or leak ranks). The vector branch walks the HNSW index with
-``hnsw.iterative_scan = relaxed_order`` (set by the caller in the same transaction): when the
-filter rejects candidates, the scan goes on until it has enough.
+``hnsw.iterative_scan = relaxed_order`` (set by the statement itself, ``SETTINGS_SQL``): when
+the filter rejects candidates, the scan goes on until it has enough.
 
 The full-text branch ranks with ``ts_rank`` against any of the query's terms (the
 ``websearch_to_tsquery`` ANDs become ORs, so a question phrased in full still finds passages),
@@ -41,27 +41,51 @@ LIVE_FROM = "knowledge_chunk ch JOIN knowledge_document d ON d.id = ch.document_
 LIVE_WHERE = """ch.collection_id IN (SELECT id FROM readable)
           AND d.status = 'ready' AND ch.version = d.version"""
 
+# A term's frequency f in a chunk, read from ``ts_rank`` of that one term with every weight 1
+# (``presence``): (1 + 1/4 + ... + 1/f^2) / (pi^2 / 6), that is 0.608, 0.760, 0.827, 0.866,
+# 0.890 for f = 1..5 (PostgreSQL's calc_rank_or); 0 when absent. BM25 saturates long before 5.
+TERM_FREQUENCY = """(CASE WHEN presence < 0.68 THEN 1 WHEN presence < 0.79 THEN 2
+    WHEN presence < 0.845 THEN 3 WHEN presence < 0.877 THEN 4 ELSE 5 END)::float8"""
+
+# The HNSW settings, for this statement's transaction only (``is_local``), so that a search
+# is one statement in autocommit: no BEGIN, SET and COMMIT round trips. The vector branch's
+# condition on ``applied`` is a one-time filter the executor checks before it first pulls a
+# row from the index scan (pgvector reads both settings then): keep the condition.
+SETTINGS_SQL = """
+search_settings AS MATERIALIZED (
+    SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true) IS NOT NULL
+        AND set_config('hnsw.ef_search', %(ef_search)s, true) IS NOT NULL AS applied
+)"""
+
 # Only the constant fragments above are interpolated; every value is a query parameter.
 SEARCH_SQL = f"""
-WITH {READABLE_SQL},
+WITH {SETTINGS_SQL},
+{READABLE_SQL},
 vector_hits AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM (
         SELECT ch.id, ch.embedding <=> %(embedding)s::vector AS distance
         FROM {LIVE_FROM}
-        WHERE {LIVE_WHERE}
+        WHERE {LIVE_WHERE} AND (SELECT applied FROM search_settings)
         ORDER BY ch.embedding <=> %(embedding)s::vector
         LIMIT %(vector_candidates)s
     ) nearest
 ),
-query AS (
-    SELECT replace(
-        websearch_to_tsquery(%(config)s::regconfig, %(query)s)::text, ' & ', ' | '
-    )::tsquery AS q
-),
 terms AS (
-    SELECT t.lexeme, coalesce(s.chunks, 0) AS chunks
+    SELECT t.lexeme, coalesce(sum(s.chunks), 0) AS chunks
     FROM unnest(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(query)s))) AS t(lexeme)
-    LEFT JOIN knowledge_lexemestat s ON s.lexeme = t.lexeme
+    LEFT JOIN knowledge_lexemestat s
+        ON s.lexeme = t.lexeme AND s.collection_id IN (SELECT id FROM readable)
+    GROUP BY t.lexeme
+),
+corpus AS MATERIALIZED (
+    SELECT greatest(sum(chunks), 1)::float8 AS n,
+        greatest(sum(lexemes), 1)::float8 / greatest(sum(chunks), 1) AS average_length
+    FROM knowledge_collectiontextstat WHERE collection_id IN (SELECT id FROM readable)
+),
+weighted AS MATERIALIZED (
+    SELECT quote_literal(lexeme)::tsquery AS q,
+        ln(1 + (corpus.n - least(chunks, corpus.n) + 0.5) / (least(chunks, corpus.n) + 0.5)) AS idf
+    FROM terms, corpus
 ),
 selective AS (
     SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM (
@@ -71,33 +95,44 @@ selective AS (
     ) ranked
     WHERE cumulative <= %(text_match_budget)s OR rarity = 1
 ),
+scanned AS MATERIALIZED (
+    SELECT ch.id, ch.search, length(ch.search) AS length
+    FROM selective, {LIVE_FROM}
+    WHERE ch.search @@ selective.q AND {LIVE_WHERE}
+    LIMIT %(text_scan_limit)s
+),
 text_hits AS (
     SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
-        SELECT scanned.id, ts_rank(scanned.search, query.q, %(normalization)s) AS score
-        FROM query, (
-            SELECT ch.id, ch.search
-            FROM selective, {LIVE_FROM}
-            WHERE ch.search @@ selective.q AND {LIVE_WHERE}
-            LIMIT %(text_scan_limit)s
-        ) scanned
-        ORDER BY score DESC
+        SELECT id, sum(idf * tf * (%(bm25_k1)s + 1) / (tf + %(bm25_k1)s * (
+            1 - %(bm25_b)s + %(bm25_b)s * length / corpus.average_length))) AS score
+        FROM (
+            SELECT id, length, idf, {TERM_FREQUENCY} AS tf FROM (
+                SELECT scanned.id, scanned.length, weighted.idf,
+                    ts_rank('{{1,1,1,1}}', scanned.search, weighted.q) AS presence
+                FROM scanned, weighted
+            ) pairs
+            WHERE presence > 0.5
+        ) matches, corpus
+        GROUP BY id
+        ORDER BY score DESC, id
         LIMIT %(text_candidates)s
     ) matched
 ),
 fused AS (
-    SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score,
+    SELECT id, sum(weight / (%(rrf_k)s + rank)) AS score,
         min(vector_rank) AS vector_rank, min(text_rank) AS text_rank
     FROM (
-        SELECT id, rank, rank AS vector_rank, NULL::bigint AS text_rank FROM vector_hits
+        SELECT id, rank, 1.0 AS weight, rank AS vector_rank, NULL::bigint AS text_rank
+        FROM vector_hits
         UNION ALL
-        SELECT id, rank, NULL::bigint, rank FROM text_hits
+        SELECT id, rank, %(text_weight)s, NULL::bigint, rank FROM text_hits
     ) ranks
     GROUP BY id
     ORDER BY score DESC, id
     LIMIT %(k)s
 )
 SELECT ch.id, ch.document_id, d.title, ch.collection_id, c.name, ch.page, ch.section, ch.text,
-    fused.score, fused.vector_rank, fused.text_rank
+    fused.score, fused.vector_rank, fused.text_rank, ch.version
 FROM fused
 JOIN knowledge_chunk ch ON ch.id = fused.id
 JOIN knowledge_document d ON d.id = ch.document_id
@@ -122,3 +157,9 @@ SELECT EXISTS (
     SELECT 1 FROM knowledge_document d
     WHERE d.collection_id IN (SELECT id FROM readable) AND d.status = 'ready'
 )"""  # noqa: S608
+
+# The sorted ids of the collections a user may read (the answer cache's permission scope).
+READABLE_IDS_SQL = f"""
+WITH {READABLE_SQL}
+SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM readable
+"""  # noqa: S608

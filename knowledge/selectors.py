@@ -17,10 +17,13 @@ from knowledge.models import SEARCH_CONFIG, Collection, Document
 
 SearchMode = Literal["hybrid", "vector", "text"]
 RRF_K = 60
+# The full-text branch's weight in the fusion (the vector branch's is 1).
+TEXT_WEIGHT = 1.0
+# BM25's usual parameters (Robertson; Lucene's defaults), not tuned here.
+BM25_K1 = 1.2
+BM25_B = 0.75
 # How many candidates each branch hands to the fusion, at least (more when k is larger).
 MIN_CANDIDATES = 40
-# ts_rank normalisation: 0 ignores the length (chunks are all about the same size anyway).
-TEXT_RANK_NORMALIZATION = 0
 
 
 def readable_collections(*, user: Any) -> QuerySet[Collection]:
@@ -80,6 +83,16 @@ def document_get_for_writer(*, user: Any, document_id: int) -> Document:
     return document
 
 
+def readable_collection_ids(*, user: Any) -> list[int]:
+    """The ids of the collections ``user`` may read, in ascending order (one query)."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(search_sql.READABLE_IDS_SQL, {"user_id": user.pk, "collection_ids": None})
+        row = cursor.fetchone()
+    return list(row[0]) if row else []
+
+
 def searchable_exists(*, user: Any) -> bool:
     """Whether the user may read any ready document (else a search can skip the embedding)."""
     if not getattr(user, "is_authenticated", False):
@@ -103,6 +116,7 @@ class ChunkHit:
     score: float
     vector_rank: int | None
     text_rank: int | None
+    document_version: int = 0  # the version the chunk belongs to (the document's current)
 
 
 def vector_literal(embedding: Sequence[float]) -> str:
@@ -138,23 +152,15 @@ def search_params(
         "text_candidates": candidates if mode != "vector" else 0,
         "config": SEARCH_CONFIG,
         "query": query,
-        "normalization": TEXT_RANK_NORMALIZATION,
+        "bm25_k1": BM25_K1,
+        "bm25_b": BM25_B,
+        "text_weight": TEXT_WEIGHT,
         "text_match_budget": settings.KNOWLEDGE_TEXT_MATCH_BUDGET,
         "text_scan_limit": settings.KNOWLEDGE_TEXT_MATCH_BUDGET * 2,
         "rrf_k": RRF_K,
+        "ef_search": str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, candidates)),
         "k": k,
     }
-
-
-def hnsw_settings_apply(cursor: Any, *, candidates: int) -> None:
-    """Per-transaction HNSW settings: keep scanning past filtered-out rows; a search list at
-    least as long as the rows asked for."""
-    ef_search = max(settings.KNOWLEDGE_HNSW_EF_SEARCH, candidates)
-    cursor.execute(
-        "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-        " set_config('hnsw.ef_search', %s, true)",
-        [str(ef_search)],
-    )
 
 
 def chunk_search(
@@ -181,8 +187,8 @@ def chunk_search(
         mode=mode,
         embedding=embedding,
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        hnsw_settings_apply(cursor, candidates=params["vector_candidates"])
+    # One statement, one round trip: it sets its own HNSW settings (search_sql.SETTINGS_SQL).
+    with connection.cursor() as cursor:
         cursor.execute(search_sql.SEARCH_SQL, params)
         rows = cursor.fetchall()
     return [ChunkHit(*row) for row in rows]

@@ -26,8 +26,11 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from knowledge import upload_limits
 from knowledge.exceptions import Conflict, InvalidInput, TooLarge
 from knowledge.models import Chunk, Collection, Document
+from knowledge.signals import document_changed_send
+from knowledge.text_stats import text_stats_apply
 
 logger = logging.getLogger(__name__)
 
@@ -113,16 +116,22 @@ def document_upload(
     filename: str,
     title: str = "",
     enqueue: bool = True,
+    limited: bool = True,
 ) -> tuple[Document, bool]:
     """Store an upload in ``collection`` and queue its ingestion; returns (document, created).
 
     The same bytes uploaded twice to one collection are one document: the second upload
     returns the first document and queues nothing. The caller checked that ``uploader`` may
     write to ``collection``. ``enqueue=False`` leaves ingestion to the caller (in-process).
+    ``limited=False`` skips the registered upload limits (``knowledge.upload_limits``: plan
+    file size and storage quota) for local ingestion; the setting's size limit always holds.
     """
     filename = Path(filename or "upload").name[:255]
+    max_bytes = settings.KNOWLEDGE_MAX_UPLOAD_BYTES
+    if limited:
+        max_bytes = upload_limits.upload_max_bytes(uploader=uploader)
     # An empty file is accepted: ingestion fails it with a reason, like any unreadable file.
-    upload = upload_store(chunks=chunks, max_bytes=settings.KNOWLEDGE_MAX_UPLOAD_BYTES)
+    upload = upload_store(chunks=chunks, max_bytes=max_bytes)
     try:
         return document_create(
             uploader=uploader,
@@ -131,6 +140,7 @@ def document_upload(
             filename=filename,
             title=title,
             enqueue=enqueue,
+            limited=limited,
         )
     finally:
         upload.path.unlink(missing_ok=True)
@@ -144,6 +154,7 @@ def document_create(
     filename: str,
     title: str,
     enqueue: bool,
+    limited: bool = True,
 ) -> tuple[Document, bool]:
     existing = Document.objects.filter(collection=collection, sha256=upload.sha256).first()
     if existing is not None:
@@ -151,9 +162,11 @@ def document_create(
     name = stored_name(collection_id=collection.pk, sha256=upload.sha256)
     final = Path(settings.MEDIA_ROOT) / name
     final.parent.mkdir(parents=True, exist_ok=True)
-    upload.path.replace(final)
     try:
         with transaction.atomic():
+            if limited:  # under the checks' locks until the document is committed
+                upload_limits.upload_admit(uploader=uploader, size=upload.size)
+            upload.path.replace(final)
             document = Document.objects.create(
                 collection=collection,
                 title=(title.strip() or filename)[:MAX_TITLE],
@@ -187,14 +200,20 @@ def document_reingest(*, document: Document) -> None:
         status_changed_at=timezone.now(),
     )
     transaction.on_commit(lambda: ingest_enqueue(document_id=document.pk))
+    document_changed_send(document_id=document.pk)
 
 
 @transaction.atomic
 def document_delete(*, document: Document) -> None:
     """Delete ``document``, its chunks and, after commit, its stored file."""
     path = Path(document.file.path) if document.file else None
+    text_stats_apply(
+        collection_id=document.collection_id, document_id=document.pk, version=None, sign=-1
+    )
+    document_id = document.pk
     Chunk.objects.filter(document_id=document.pk).delete()
     document.delete()
+    document_changed_send(document_id=document_id)
     if path is not None:
         transaction.on_commit(lambda: path.unlink(missing_ok=True))
 
@@ -264,6 +283,8 @@ def document_claim(*, document_id: int) -> Document | None:
         return None
     document.attempts += 1
     document.version += 1
+    if document.version > 1:  # a new version of a document that had one
+        document_changed_send(document_id=document_id)
     document.status = Document.Status.PROCESSING
     document.status_changed_at = timezone.now()
     document.progress_done = document.progress_total = 0
@@ -379,8 +400,11 @@ def chunks_replace(*, document: Document, embedded: Embedded) -> bool:
         return False
     if current.status != Document.Status.PROCESSING:
         return False
+    stats = {"collection_id": current.collection_id, "document_id": document.pk}
+    text_stats_apply(**stats, version=None, sign=-1)
     Chunk.objects.filter(document_id=document.pk).delete()  # every older version's chunks
     Chunk.objects.bulk_create(chunk_rows(document=document, embedded=embedded), batch_size=500)
+    text_stats_apply(**stats, version=document.version, sign=1)
     document_ready(document=current, embedded=embedded)
     return True
 
@@ -453,6 +477,7 @@ def document_upload_path(
         chunks=file_chunks(path),
         filename=path.name,
         enqueue=enqueue,
+        limited=False,  # the operator's own files (manage.py ingest, the demo seed)
     )
     return document
 
@@ -469,20 +494,3 @@ def documents_ingest_paths(
         outcome = document_ingest(document_id=document.pk)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
-
-
-@transaction.atomic
-def lexeme_stats_refresh() -> int:
-    """Recount how many chunks hold each lexeme (what the search uses to pick rare terms).
-
-    Readers keep seeing the old counts until this commits. Returns the number of lexemes.
-    """
-    with connection.cursor() as cursor:
-        # Two refreshes at once would both insert every lexeme; readers are not blocked.
-        cursor.execute("LOCK TABLE knowledge_lexemestat IN SHARE ROW EXCLUSIVE MODE")
-        cursor.execute("DELETE FROM knowledge_lexemestat")
-        cursor.execute(
-            "INSERT INTO knowledge_lexemestat (lexeme, chunks)"
-            " SELECT word, ndoc FROM ts_stat('SELECT search FROM knowledge_chunk')"
-        )
-        return int(cursor.rowcount)

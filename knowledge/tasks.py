@@ -8,7 +8,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from knowledge import services
+from knowledge import services, text_stats
 from knowledge.progress import progress_publish
 
 RETRY_BACKOFF_SECONDS = 10
@@ -47,4 +47,4 @@ def documents_requeue_stuck_task() -> int:
 
 @shared_task(name="knowledge.lexeme_stats_refresh")
 def lexeme_stats_refresh_task() -> int:
-    return services.lexeme_stats_refresh()
+    return text_stats.lexeme_stats_refresh()

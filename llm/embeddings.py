@@ -127,7 +127,9 @@ def embedding_provider() -> EmbeddingProvider:
         from llm.minilm import MiniLMProvider
 
         provider = MiniLMProvider(
-            threads=settings.EMBEDDING_THREADS, batch_size=settings.EMBEDDING_BATCH_SIZE
+            threads=settings.EMBEDDING_THREADS,
+            batch_size=settings.EMBEDDING_BATCH_SIZE,
+            query_threads=settings.EMBEDDING_QUERY_THREADS,
         )
     else:
         raise ValueError(
@@ -143,8 +145,8 @@ def embedding_provider() -> EmbeddingProvider:
 
 _SETTINGS = frozenset(
     {"EMBEDDING_PROVIDER", "EMBEDDING_MODEL", "EMBEDDING_DIMENSIONS", "EMBEDDING_BATCH_SIZE",
-     "EMBEDDING_THREADS", "EMBEDDING_BASE_URL", "EMBEDDING_API_KEY", "OPENAI_BASE_URL",
-     "OPENAI_API_KEY"}
+     "EMBEDDING_THREADS", "EMBEDDING_QUERY_THREADS", "EMBEDDING_BASE_URL", "EMBEDDING_API_KEY",
+     "OPENAI_BASE_URL", "OPENAI_API_KEY"}
 )  # fmt: skip
 
 

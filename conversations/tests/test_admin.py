@@ -32,3 +32,26 @@ def test_the_chat_page_renders_for_a_user(admin_client):
     assert 'data-testid="message-input"' in html
     assert "conversations/chat.js" in html
     assert "csrftoken" in page.cookies
+
+
+def test_staff_see_cached_answers_read_only(admin_client):
+    from django.utils import timezone
+
+    from conversations.models import CachedAnswer
+
+    entry = CachedAnswer.objects.create(
+        question="When does the cafeteria open?",
+        question_hash="0" * 64,
+        scope="1" * 64,
+        embedding=[0.1] * 384,
+        answer="At eight [1].",
+        model="fake-model",
+        expires_at=timezone.now(),
+    )
+    listing = admin_client.get("/admin/conversations/cachedanswer/")
+    assert listing.status_code == 200
+    assert "When does the cafeteria open?" in listing.content.decode()
+    detail = admin_client.get(f"/admin/conversations/cachedanswer/{entry.pk}/change/")
+    assert detail.status_code == 200
+    assert "At eight [1]." in detail.content.decode()
+    assert admin_client.get("/admin/conversations/cachedanswer/add/").status_code == 403

@@ -1,8 +1,9 @@
-"""The chat page in a real browser: Chromium (Playwright) against daphne, the fake OpenAI server,
-the test database and this worker's Redis database.
+"""The chat page in a real browser: Chromium (Playwright) against the web process, the fake
+OpenAI server, the test database and this worker's Redis database.
 
-pytest-django's ``live_server`` serves no websockets, so daphne runs as a subprocess on the test
-database; the tests commit their data (``transaction=True``) so that process sees it.
+pytest-django's ``live_server`` serves no websockets, so the web process (``python -m
+chatbot.serve``, uvicorn) runs as a subprocess on the test database; the tests commit their data
+(``transaction=True``) so that process sees it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from chatbot.users.tests.factories import UserFactory
-from conftest import PROJECT_DIR, worker_env
+from conftest import PROJECT_DIR, web_listening_port, worker_env
 from conversations.models import Message
 from llm.fake_server import FakeServerConfig, RunningFakeServer, run_in_thread, token_text
 
@@ -73,8 +73,8 @@ def e2e_fake_server() -> Iterator[RunningFakeServer]:
 def server_url(
     django_db_setup: None, e2e_fake_server: RunningFakeServer, tmp_path_factory: Any
 ) -> Iterator[str]:
-    """The product under daphne on a port it picks (``-p 0``, read back from its log)."""
-    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    """The product's web process on a port it picks (``-p 0``, read back from its log)."""
+    log_path = tmp_path_factory.mktemp("web") / "web.log"
     env = {
         # The test database, this worker's Redis (REDIS_URL and PYTEST_XDIST_WORKER, from which
         # settings_test derives the same Redis database as this process), settings_test.
@@ -88,32 +88,19 @@ def server_url(
         "MODERATION_OUTPUT_EVERY_CHARS": "20",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set for this process only (see ``browser``)
-    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "chatbot.asgi:application"]
+    cmd = [sys.executable, "-m", "chatbot.serve", "-b", "127.0.0.1", "-p", "0"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             cmd, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        yield f"http://127.0.0.1:{listening_port(process, log_path)}"
+        yield f"http://127.0.0.1:{web_listening_port(process, log_path)}"
     finally:
         process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def listening_port(process: subprocess.Popen[bytes], log_path: Path) -> int:
-    deadline = time.monotonic() + 30
-    while True:
-        log = log_path.read_text(errors="replace")
-        found = re.search(r"Listening on TCP address 127\.0\.0\.1:(\d+)", log)
-        if found:
-            return int(found.group(1))
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"daphne did not start:\n{log}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

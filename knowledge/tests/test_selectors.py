@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 
 from chatbot.users.tests.factories import UserFactory
-from knowledge import search_sql, selectors, services
+from knowledge import search_sql, selectors, services, text_stats
 from knowledge.exceptions import NotFound
 from knowledge.models import Collection, Document, LexemeStat
 from knowledge.tests.conftest import ingest
@@ -97,13 +97,37 @@ def test_the_vector_branch_walks_the_hnsw_index(owner):
         user=owner, query="launch", k=8, collection_ids=None, mode="hybrid"
     )
     with transaction.atomic(), connection.cursor() as cursor:
-        selectors.hnsw_settings_apply(cursor, candidates=params["vector_candidates"])
         # A tiny table is cheaper to sort than to walk by index: price sorting out so the test
         # shows the plan the query gets on a large table (bench/retrieval_latency.py).
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("EXPLAIN " + search_sql.SEARCH_SQL, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Index Scan using chunk_embedding_hnsw" in plan
+    # The statement's own settings gate the index scan (applied before its first row).
+    branch = plan.index("Subquery Scan on vector_hits")
+    scan = plan.index("Index Scan using chunk_embedding_hnsw")
+    assert "One-Time Filter: (InitPlan" in plan[branch:scan]
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production
+def test_the_search_sets_its_hnsw_settings_for_itself_only(owner, collection, settings):
+    settings.KNOWLEDGE_HNSW_EF_SEARCH = 123
+    ingest(collection, SECRET)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW hnsw.ef_search")
+        before = cursor.fetchone()
+    params = selectors.search_params(
+        user=owner, query="launch", k=8, collection_ids=None, mode="vector"
+    )
+    sql = search_sql.SEARCH_SQL.replace(
+        "SELECT ch.id, ch.document_id", "SELECT current_setting('hnsw.ef_search'), ch.document_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        assert cursor.fetchone()[0] == "123"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW hnsw.ef_search")
+        assert cursor.fetchone() == before
 
 
 def test_someone_elses_private_collection_is_not_found(owner, stranger, collection):
@@ -149,7 +173,7 @@ def test_lexeme_stats_count_the_chunks_holding_each_word(owner, collection):
     ingest(collection, RARE_AND_COMMON, "heron.txt")
     for n, text in enumerate(COMMON_ONLY):
         ingest(collection, text, f"note{n}.txt")
-    services.lexeme_stats_refresh()
+    text_stats.lexeme_stats_refresh()
     counts = dict(LexemeStat.objects.values_list("lexeme", "chunks"))
     assert counts["budget"] == 5 and counts["heron"] == 1
 
@@ -158,7 +182,7 @@ def test_full_text_matches_by_the_rarest_terms_within_the_budget(owner, collecti
     ingest(collection, RARE_AND_COMMON, "heron.txt")
     for n, text in enumerate(COMMON_ONLY):
         ingest(collection, text, f"note{n}.txt")
-    services.lexeme_stats_refresh()
+    text_stats.lexeme_stats_refresh()
     settings.KNOWLEDGE_TEXT_MATCH_BUDGET = 2  # "heron" (1 chunk) fits, "budget" (5) does not
     hits = selectors.chunk_search(user=owner, query="heron budget", k=10, mode="text")
     assert [hit.document_title for hit in hits] == ["heron"]
@@ -173,7 +197,7 @@ def test_a_question_of_common_words_only_still_matches_up_to_twice_the_budget(
 ):
     for n, text in enumerate(COMMON_ONLY):
         ingest(collection, text, f"note{n}.txt")
-    services.lexeme_stats_refresh()
+    text_stats.lexeme_stats_refresh()
     settings.KNOWLEDGE_TEXT_MATCH_BUDGET = 1
     hits = selectors.chunk_search(user=owner, query="approved budget", k=10, mode="text")
     assert len(hits) == 2  # its rarest term (4 chunks) is kept, but at most 2 rows are ranked
@@ -182,7 +206,7 @@ def test_a_question_of_common_words_only_still_matches_up_to_twice_the_budget(
 def test_the_canary_stays_private_when_word_counts_are_known(owner, stranger, settings):
     ingest(services.collection_create(owner=owner, name="Board"), SECRET)
     ingest(services.collection_create(owner=stranger, name="Mine"), PUBLIC)
-    services.lexeme_stats_refresh()
+    text_stats.lexeme_stats_refresh()
     settings.KNOWLEDGE_TEXT_MATCH_BUDGET = 1
     assert canary_found(owner, CANARY)
     assert not canary_found(stranger, CANARY)

@@ -60,7 +60,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if not body.get("model") or not isinstance(body.get("messages"), list):
         raise bad_request("'model' and a 'messages' list are required")
     state.stats.requests += 1
-    settings = state.settings_for(str(body["model"]))
+    model = str(body["model"])
+    state.stats.models[model] = state.stats.models.get(model, 0) + 1
+    settings = state.settings_for(model)
     if settings.fail in ("429", "500"):
         return _failure_response(settings)
     answer = _answer_for(body, settings)

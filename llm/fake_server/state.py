@@ -48,6 +48,7 @@ class FakeServerStats:
     moderation_requests: int = 0
     active_streams: int = 0
     max_active_streams: int = 0
+    models: dict[str, int] = field(default_factory=dict)  # chat requests per model name
 
 
 @dataclass(slots=True)

@@ -174,7 +174,15 @@
     li.dataset.messageId = msg.id ?? ""; // "" until the server names an optimistic user message
     setMessageStatus(li, msg.status, msg.error_code);
     renderCitations(li, msg.citations);
+    if (msg.role === "assistant" && !LIVE_STATUSES.has(msg.status)) renderModel(li, msg.model);
     return li;
+  }
+
+  // Which model wrote an answer (with the conversation on "auto", it changes from turn to turn).
+  function renderModel(li, model) {
+    li.querySelector(".msg-model")?.remove();
+    if (!model || model === "auto") return;
+    li.append(el("p", { className: "msg-model", textContent: `Answered by ${model}`, dataset: { testid: "message-model" } }));
   }
 
   function setMessageStatus(li, status, code, detail) {
@@ -408,7 +416,7 @@
     if (Date.now() - (state.resumedAt.get(id) ?? 0) > RESUME_RETRY_MS) resume(id);
   }
 
-  function onDone({ message_id: id, status, citations, error, content }) {
+  function onDone({ message_id: id, status, citations, error, content, model }) {
     if (!state.live.has(id)) return;
     const receivedText = (state.lastSeq.get(id) ?? 0) > 0;
     state.live.delete(id);
@@ -421,6 +429,7 @@
       else body.normalize();
       setMessageStatus(li, status, error?.code, error?.detail);
       renderCitations(li, citations);
+      renderModel(li, model);
     }
     updateComposer();
     followBottom();

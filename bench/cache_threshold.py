@@ -1,0 +1,199 @@
+"""The semantic cache's similarity threshold, by measurement: hit rate and wrong-hit rate per
+threshold, with the product's embedding model (``llm.embeddings.embedding_provider``).
+
+    python -m bench.cache_threshold [--groups FILE.jsonl] [--claims queries.jsonl]
+
+Part A (``--groups``): a labelled set of questions, one JSON object per line, ``{"text": ...,
+"group": ...}``; two questions of the same group are paraphrases (the same answer serves both),
+two of different groups are not. Two views per threshold t:
+
+- pairs: the share of paraphrase pairs at cosine >= t (hit rate), and the share of all pairs at
+  >= t that are not paraphrases (wrong hits as a share of hits);
+- lookups: each question against all the others as the cache (what a lookup does: the nearest
+  entry, if >= t): hit rate, and the share of hits whose nearest is of another group.
+
+The default threshold is the lowest t whose wrong hits are at most 1% of hits in both views.
+
+Part B (SciFact, always when the file is there): the 809 SciFact training claims
+(``../shared/data/scifact/queries.jsonl``), all distinct questions, many on the same topics and
+some the negation of another ("X increases Y" / "X decreases Y"): every pair at >= t would be a
+wrong hit. Per threshold: the share of claims whose nearest other claim is >= t (a cache holding
+all the others would answer it wrongly), and the closest pairs. Results go to
+bench/results/cache_threshold.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.children import RESULTS
+from bench.retrieval_eval import DEFAULT_DATA, read_jsonl
+
+THRESHOLDS = [round(0.70 + 0.01 * n, 2) for n in range(26)]
+MAX_WRONG_SHARE = 0.01
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.cache_threshold")
+    parser.add_argument("--groups", type=Path, help="labelled questions (JSONL: text, group)")
+    parser.add_argument("--claims", type=Path, default=DEFAULT_DATA / "queries.jsonl")
+    parser.add_argument("--output", type=Path, default=RESULTS / "cache_threshold.json")
+    return parser.parse_args(argv)
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    from llm.embeddings import embedding_provider
+
+    vectors = np.array(embedding_provider().embed(texts), dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def pair_view(similarity: np.ndarray, groups: np.ndarray, t: float) -> dict[str, Any]:
+    upper = np.triu_indices(len(groups), k=1)
+    sims, same = similarity[upper], (groups[:, None] == groups[None, :])[upper]
+    above = sims >= t
+    hits, wrong = int((above & same).sum()), int((above & ~same).sum())
+    return {
+        "paraphrase_pairs": int(same.sum()),
+        "other_pairs": int((~same).sum()),
+        "hit_rate": round(hits / max(int(same.sum()), 1), 4),
+        "wrong_share_of_hits": round(wrong / max(hits + wrong, 1), 4),
+        "wrong_hits": wrong,
+    }
+
+
+def nearest_others(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    masked = similarity.copy()
+    np.fill_diagonal(masked, -1.0)
+    nearest = masked.argmax(axis=1)
+    return nearest, masked[np.arange(len(nearest)), nearest]
+
+
+def guard_refuses(texts: list[str], nearest: np.ndarray) -> np.ndarray:
+    """Where the product's lexical guard (``questions_conflict``) refuses the nearest."""
+    from conversations.answer_cache import questions_conflict
+
+    pairs = zip(texts, nearest, strict=True)
+    return np.array([questions_conflict(text, texts[n]) for text, n in pairs])
+
+
+def lookup_view(
+    similarity: np.ndarray, groups: np.ndarray, t: float, refused: np.ndarray
+) -> dict[str, Any]:
+    nearest, best = nearest_others(similarity)
+    view = {}
+    for name, served in (("unguarded", best >= t), ("guarded", (best >= t) & ~refused)):
+        wrong = served & (groups[nearest] != groups)
+        view[name] = {
+            "hit_rate": round(float(served.mean()), 4),
+            "wrong_share_of_hits": round(float(wrong.sum()) / max(int(served.sum()), 1), 4),
+            "wrong_hits": int(wrong.sum()),
+        }
+    return view
+
+
+def groups_part(path: Path) -> dict[str, Any]:
+    rows = read_jsonl(path)
+    texts = [row["text"] for row in rows]
+    labels = np.array([str(row["group"]) for row in rows])
+    vectors = embed(texts)
+    similarity = vectors @ vectors.T
+    refused = guard_refuses(texts, nearest_others(similarity)[0])
+    table = {
+        str(t): {
+            "pairs": pair_view(similarity, labels, t),
+            "lookups": lookup_view(similarity, labels, t, refused),
+        }
+        for t in THRESHOLDS
+    }
+    meeting = [
+        t
+        for t in THRESHOLDS
+        if table[str(t)]["pairs"]["wrong_share_of_hits"] <= MAX_WRONG_SHARE
+        and table[str(t)]["lookups"]["guarded"]["wrong_share_of_hits"] <= MAX_WRONG_SHARE
+    ]
+    counts: dict[str, int] = defaultdict(int)
+    for label in labels:
+        counts[label] += 1
+    return {
+        "file": str(path),
+        "questions": len(texts),
+        "groups": len(counts),
+        "per_threshold": table,
+        "lowest_threshold_within_1pct_wrong": min(meeting) if meeting else None,
+    }
+
+
+def claims_part(path: Path) -> dict[str, Any]:
+    from conversations.answer_cache import question_normalise, questions_conflict
+
+    unique = {question_normalise(row["text"]): row["text"] for row in read_jsonl(path)}
+    claims = sorted(unique.values())
+    vectors = embed(claims)  # duplicates dropped: the same question twice is a right hit
+    similarity = vectors @ vectors.T
+    nearest_index, nearest = nearest_others(similarity)
+    refused = guard_refuses(claims, nearest_index)
+    np.fill_diagonal(similarity, -1.0)
+    upper = np.triu_indices(len(claims), k=1)
+    sims = similarity[upper]
+    order = np.argsort(-sims)[:10]
+    closest = [
+        {
+            "similarity": round(float(sims[k]), 4),
+            "a": claims[upper[0][k]],
+            "b": claims[upper[1][k]],
+            "guard_refuses": questions_conflict(claims[upper[0][k]], claims[upper[1][k]]),
+        }
+        for k in order
+    ]
+    return {
+        "claims": len(claims),
+        "pairs": len(sims),
+        "per_threshold": {
+            str(t): {
+                "claims_with_a_wrong_hit": round(float((nearest >= t).mean()), 4),
+                "with_the_guard": round(float(((nearest >= t) & ~refused).mean()), 4),
+                "pairs_at_or_above": int((sims >= t).sum()),
+            }
+            for t in THRESHOLDS
+        },
+        "closest_pairs": closest,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    report: dict[str, Any] = {
+        "model": settings.EMBEDDING_MODEL,
+        "default_threshold": settings.ANSWER_CACHE_THRESHOLD,
+    }
+    if args.groups:
+        report["groups"] = groups_part(args.groups)
+    else:
+        print("no --groups file: part A (hit rate) skipped", file=sys.stderr)
+    if args.claims.exists():
+        report["scifact_claims"] = claims_part(args.claims)
+    else:
+        print(f"{args.claims} not found: part B skipped", file=sys.stderr)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
