@@ -219,8 +219,10 @@ def evaluate(
 
 
 def run_write(path: Path, runs: dict[str, list[tuple[str, float]]]) -> None:
+    """TREC run lines. Fused scores tie often (1 / (k + rank) of one branch), and trec_eval
+    orders ties by its own rule, so each score is lowered by rank x 1e-9 to keep our order."""
     lines = [
-        f"{query_id} Q0 {doc_id} {rank} {score:.6f} chatbot-hybrid"
+        f"{query_id} Q0 {doc_id} {rank} {score - rank * 1e-9:.9f} chatbot-hybrid"
         for query_id, ranking in runs.items()
         for rank, (doc_id, score) in enumerate(ranking, 1)
     ]

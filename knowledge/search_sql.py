@@ -96,7 +96,9 @@ selective AS (
     WHERE cumulative <= %(text_match_budget)s OR rarity = 1
 ),
 scanned AS MATERIALIZED (
-    SELECT ch.id, ch.search, length(ch.search) AS length
+    -- setweight: one decompressed copy per row (the stored vector is TOAST-compressed, and
+    -- each per-term ts_rank below would decompress it again); weights are all 1 there anyway.
+    SELECT ch.id, setweight(ch.search, 'D') AS search, length(ch.search) AS length
     FROM selective, {LIVE_FROM}
     WHERE ch.search @@ selective.q AND {LIVE_WHERE}
     LIMIT %(text_scan_limit)s
