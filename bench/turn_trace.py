@@ -22,6 +22,8 @@ import contextvars
 import functools
 import json
 import os
+import signal
+import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -199,5 +201,12 @@ def dump() -> None:
         Path(path).write_text(json.dumps({"turns": TURNS, "calls": CALLS, "missing": MISSING}))
 
 
+def exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(128 + signum)
+
+
 install()
 atexit.register(dump)
+# uvicorn restores the handler it found and raises SIGTERM again after its shutdown: exit
+# through ``sys.exit`` then, so that ``dump`` runs (the default action would skip atexit).
+signal.signal(signal.SIGTERM, exit_on_sigterm)
