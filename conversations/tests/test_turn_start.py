@@ -15,9 +15,9 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import UsageRecord
 from conversations.exceptions import NotFound, TurnInProgress
-from conversations.generation import turn_start
+from conversations.generation import TurnPlan, turn_start
 from conversations.models import Message
-from conversations.services import TurnOutcome, conversation_create, turn_finish
+from conversations.services import Turn, TurnOutcome, conversation_create, turn_finish
 from knowledge import services as knowledge
 from knowledge.models import Collection
 from knowledge.selectors import searchable_exists
@@ -36,7 +36,9 @@ def offline(settings: Any, tmp_path: Any) -> None:
     settings.LOCAL_LLM = False
 
 
-def start(user: Any, conversation_id: int, key: str = "k", content: str = "When?") -> Any:
+def start(
+    user: Any, conversation_id: int, key: str = "k", content: str = "When?"
+) -> tuple[Turn, TurnPlan | None]:
     return turn_start(
         user=user, conversation_id=conversation_id, content=content, idempotency_key=key
     )
