@@ -43,8 +43,10 @@ from conversations.relay import Relay
 from conversations.runtime import TurnRunner, db, turn_runner
 from conversations.services import (
     Turn,
+    TurnConflict,
     TurnOutcome,
     turn_begin,
+    turn_conflict,
     turn_finish,
 )
 from conversations.turn_routing import turn_route
@@ -79,7 +81,9 @@ def plan_build(
     answer: Message,
     user: Any = None,
     cache: CacheMode = "use",
+    searchable: bool | None = None,
 ) -> TurnPlan:
+    """``searchable``: whether ``user`` may read a ready document, when the caller knows."""
     probe, hit = cache_consult(user=user, conversation=conversation, question=question, mode=cache)
     if hit is not None:
         return cached_plan(answer, conversation, probe, hit)
@@ -87,7 +91,11 @@ def plan_build(
     # The question's embedding when the cache lookup made one: retrieval reuses it.
     embedding = probe.embedding if probe is not None else None
     grounding = grounding_build(
-        user=user, question=question.content, budget_tokens=budget, embedding=embedding
+        user=user,
+        question=question.content,
+        budget_tokens=budget,
+        embedding=embedding,
+        searchable=searchable,
     )
     context = context_build(conversation=conversation, question=question, sources=grounding.prompt)
     return TurnPlan(
@@ -137,23 +145,37 @@ def turn_start(
     refused turn leaves no messages behind and a replay reserves nothing.
     """
     billing_plan = (admission or turn_admit_user(user=user)).plan
-    with transaction.atomic():
-        turn = turn_begin(
-            user=user,
-            conversation_id=conversation_id,
-            content=content,
-            idempotency_key=idempotency_key,
-        )
-        if not turn.created:
-            return turn, None
-        plan = plan_build(
-            turn.conversation, turn.user_message, turn.assistant_message, user=user, cache=cache
-        )
-        if plan.cached is None:  # an answer from the cache calls no model: nothing to route
-            plan = turn_route(
-                plan=plan, question=turn.user_message.content, user=user, billing_plan=billing_plan
+    try:
+        with transaction.atomic():
+            # No savepoint: a replayed key or a running answer rolls this transaction back.
+            turn = turn_begin(
+                user=user,
+                conversation_id=conversation_id,
+                content=content,
+                idempotency_key=idempotency_key,
+                savepoint=False,
             )
-        turn_reserve(plan=billing_plan, user=user, turn_plan=plan)
+            plan = plan_build(
+                turn.conversation,
+                turn.user_message,
+                turn.assistant_message,
+                user=user,
+                cache=cache,
+                searchable=turn.searchable,
+            )
+            if plan.cached is None:  # an answer from the cache calls no model: nothing to route
+                plan = turn_route(
+                    plan=plan,
+                    question=turn.user_message.content,
+                    user=user,
+                    billing_plan=billing_plan,
+                )
+            turn_reserve(plan=billing_plan, user=user, turn_plan=plan)
+    except TurnConflict as conflict:
+        replay = turn_conflict(
+            user=user, conversation_id=conversation_id, key=conflict.key, error=conflict.error
+        )
+        return replay, None
     return turn, plan
 
 

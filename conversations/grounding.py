@@ -45,15 +45,23 @@ class Grounding:
 
 
 def grounding_build(
-    *, user: Any, question: str, budget_tokens: int, embedding: Sequence[float] | None = None
+    *,
+    user: Any,
+    question: str,
+    budget_tokens: int,
+    embedding: Sequence[float] | None = None,
+    searchable: bool | None = None,
 ) -> Grounding:
     """The sources for ``question`` that ``user`` may read, within ``budget_tokens``.
 
     ``embedding``: the question's embedding when the caller has it (the answer cache), so the
-    question is not embedded twice.
+    question is not embedded twice. ``searchable``: whether the user may read any ready
+    document, when the caller knows (the turn's begin statement); None checks.
     """
     try:
-        if not searchable_exists(user=user):  # one cheap query instead of embedding the question
+        if searchable is None:  # one cheap query instead of embedding the question
+            searchable = searchable_exists(user=user)
+        if not searchable:
             return Grounding()
         hits = chunk_search(
             user=user,

@@ -38,6 +38,21 @@ class Turn:
     user_message: Message
     assistant_message: Message
     created: bool
+    # A new turn: whether the user may read a ready document (from the begin statement); None
+    # when unknown (a replay), and retrieval checks for itself.
+    searchable: bool | None = None
+
+
+class TurnConflict(Exception):  # not an error for the client: a replay or a refusal
+    """The begin statement hit the idempotency key or the one-running-answer constraint.
+
+    Raised by ``turn_begin(savepoint=False)``: the caller lets it roll its transaction back and
+    answers it with ``turn_conflict`` (a replay, or ``TurnInProgress``).
+    """
+
+    def __init__(self, *, key: str, error: IntegrityError) -> None:
+        super().__init__(str(error))
+        self.key, self.error = key, error
 
 
 def model_validate(model: str | None, *, user: Any = None) -> str:
@@ -149,36 +164,56 @@ def turn_replay(conversation: Conversation, key: str) -> Turn | None:
     return Turn(conversation, user_message, user_message.reply, created=False)
 
 
-def turn_begin(*, user: Any, conversation_id: int, content: str, idempotency_key: str) -> Turn:
+def turn_begin(
+    *, user: Any, conversation_id: int, content: str, idempotency_key: str, savepoint: bool = True
+) -> Turn:
     """Begin a turn: the user message and a pending assistant message, atomically.
 
     A double submit with the same idempotency key gets the same turn back; a second turn while
     one is running is refused with ``TurnInProgress``; someone else's (or a deleted)
     conversation is ``NotFound``. One SQL statement on the hot path (see ``turn_sql``).
+
+    ``savepoint=False``, for a caller whose transaction begins with this call (``turn_start``):
+    no savepoint around the statement (two round trips fewer); a replayed key or a running
+    answer raises ``TurnConflict`` instead, for the caller to roll back and pass to
+    ``turn_conflict``.
     """
     content, key = content_validate(content), key_validate(idempotency_key)
     # One statement is atomic on its own; inside a caller's transaction, a savepoint keeps
     # that transaction usable after a constraint error.
-    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    guarded = savepoint and connection.in_atomic_block
+    guard = transaction.atomic() if guarded else contextlib.nullcontext()
     try:
         with guard:
             rows = begin_rows_insert(
                 owner_id=user.pk, conversation_id=conversation_id, content=content, key=key
             )
     except IntegrityError as exc:
-        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
-        replay = turn_replay(conversation, key)
-        if replay is not None:
-            return replay
-        if constraint_of(exc) == ACTIVE_CONSTRAINT:
-            raise TurnInProgress("an answer is still being written in this conversation") from None
-        raise
+        if not savepoint:
+            raise TurnConflict(key=key, error=exc) from exc
+        return turn_conflict(user=user, conversation_id=conversation_id, key=key, error=exc)
     if rows is None:
         raise NotFound("conversation not found")
     if not rows.conversation.title:
         title_schedule(conversation_id=conversation_id)
     # updated_at moves when the turn finishes (turn_finish): one write less on the hot path.
-    return Turn(rows.conversation, rows.question, rows.answer, created=True)
+    return Turn(
+        rows.conversation, rows.question, rows.answer, created=True, searchable=rows.searchable
+    )
+
+
+def turn_conflict(*, user: Any, conversation_id: int, key: str, error: IntegrityError) -> Turn:
+    """The begin hit a constraint: the turn of a replayed key, else ``TurnInProgress``.
+
+    Runs after the failed statement's transaction (or savepoint) was rolled back.
+    """
+    conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+    replay = turn_replay(conversation, key)
+    if replay is not None:
+        return replay
+    if constraint_of(error) == ACTIVE_CONSTRAINT:
+        raise TurnInProgress("an answer is still being written in this conversation") from None
+    raise error
 
 
 def turns_mark_streaming(*, message_ids: list[int]) -> int:

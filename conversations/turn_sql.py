@@ -17,11 +17,14 @@ from typing import Any
 from django.db import connection
 
 from conversations.models import Conversation, Message
+from knowledge.search_sql import READABLE_SQL, SEARCHABLE_EXISTS
 
 KEY_CONSTRAINT = "message_idempotency_key_per_conversation"
 ACTIVE_CONSTRAINT = "message_one_running_answer"
 
-BEGIN_SQL = """
+# The last column: whether the user may read any ready document (the retrieval check, same
+# permission SQL as ``knowledge.selectors.searchable_exists``): no extra round trip for it.
+BEGIN_SQL = f"""
 WITH conv AS (
     SELECT id, model, summary, summary_through_id, title FROM conversations_conversation
     WHERE id = %(conversation_id)s AND owner_id = %(owner_id)s AND deleted_at IS NULL
@@ -42,11 +45,11 @@ WITH conv AS (
         '[]'::jsonb, '', '', now(), question.id
     FROM conv, question
     RETURNING id
-)
+), {READABLE_SQL}
 SELECT conv.model, conv.summary, conv.summary_through_id, conv.title, question.id,
-    question.created_at, answer.id
+    question.created_at, answer.id, {SEARCHABLE_EXISTS}
 FROM conv, question, answer
-"""
+"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class BegunRows:
     conversation: Conversation
     question: Message
     answer: Message
+    searchable: bool  # the user may read a ready document (retrieval has something to search)
 
 
 def begin_rows_insert(
@@ -64,18 +68,20 @@ def begin_rows_insert(
     Raises ``IntegrityError`` (constraint ``KEY_CONSTRAINT`` or ``ACTIVE_CONSTRAINT``) for a
     replayed key or a running answer; the caller decides what that means.
     """
-    params: dict[str, int | str] = {
+    params: dict[str, int | str | None] = {
         "conversation_id": conversation_id,
         "owner_id": owner_id,
         "content": content,
         "key": key,
+        "user_id": owner_id,  # READABLE_SQL's parameters
+        "collection_ids": None,
     }
     with connection.cursor() as cursor:
         cursor.execute(BEGIN_SQL, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    model, summary, summary_through_id, title, question_id, created_at, answer_id = row
+    model, summary, summary_through_id, title, question_id, created_at, answer_id, searchable = row
     conversation = Conversation.from_db(
         "default",
         # Values in the model's field order (from_db fills the deferred ones in by position).
@@ -86,7 +92,7 @@ def begin_rows_insert(
     question.idempotency_key = key
     answer = loaded_message(answer_id, conversation, created_at, role="assistant", content="")
     answer.status, answer.model, answer.reply_to_id = Message.Status.PENDING, model, question_id
-    return BegunRows(conversation, question, answer)
+    return BegunRows(conversation, question, answer, bool(searchable))
 
 
 def loaded_message(

@@ -1,0 +1,132 @@
+"""turn_start's transaction as production runs it (no test transaction around it).
+
+No savepoint around the begin statement: a replayed key or a running answer rolls the whole
+transaction back and is answered afterwards. The retrieval check is a column of the begin
+statement, not a statement of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from billing.models import UsageRecord
+from conversations.exceptions import NotFound, TurnInProgress
+from conversations.generation import TurnPlan, turn_start
+from conversations.models import Message
+from conversations.services import Turn, TurnOutcome, conversation_create, turn_finish
+from knowledge import services as knowledge
+from knowledge.models import Collection
+from knowledge.selectors import searchable_exists
+from knowledge.tests.conftest import ingest, upload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+POLICY = b"# Cafeteria\n\nThe cafeteria opens at eight in the morning.\n"
+
+
+@pytest.fixture(autouse=True)
+def offline(settings: Any, tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.OPENAI_BASE_URL = settings.OPENAI_API_KEY = ""
+    settings.CHAT_MODELS = []
+    settings.LOCAL_LLM = False
+
+
+def start(
+    user: Any, conversation_id: int, key: str = "k", content: str = "When?"
+) -> tuple[Turn, TurnPlan | None]:
+    return turn_start(
+        user=user, conversation_id=conversation_id, content=content, idempotency_key=key
+    )
+
+
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    return [" ".join(query["sql"].split()) for query in captured.captured_queries]
+
+
+def test_a_new_turn_begins_without_a_savepoint_or_a_separate_retrieval_check(alice):
+    conversation = conversation_create(owner=alice, title="t")
+    with CaptureQueriesContext(connection) as captured:
+        turn, plan = start(alice, conversation.pk)
+    sql = statements(captured)
+    assert turn.created and plan is not None
+    assert not [s for s in sql if "SAVEPOINT" in s.upper()], sql
+    assert not [s for s in sql if s.startswith("WITH readable")], sql  # searchable_exists
+    # (Before the transaction, the plan's lookup: the rate limit's plan cache is cold here.)
+    transaction = sql[sql.index("BEGIN") :]
+    assert transaction[1].startswith("WITH conv AS") and transaction[-1] == "COMMIT"
+    assert Message.objects.filter(conversation=conversation).count() == 2
+
+
+def test_a_double_submit_gives_the_same_turn_and_reserves_once(alice):
+    conversation = conversation_create(owner=alice, title="t")
+    first, plan = start(alice, conversation.pk)
+    again, replay_plan = start(alice, conversation.pk)
+    assert plan is not None and replay_plan is None and not again.created
+    assert again.user_message.pk == first.user_message.pk
+    assert again.assistant_message.pk == first.assistant_message.pk
+    assert Message.objects.filter(conversation=conversation).count() == 2
+    assert UsageRecord.objects.filter(message_id=first.assistant_message.pk).count() == 1
+    assert UsageRecord.objects.filter(user=alice).count() == 1
+
+
+def test_a_second_running_turn_is_refused_and_leaves_nothing_behind(alice):
+    conversation = conversation_create(owner=alice, title="t")
+    first, _ = start(alice, conversation.pk, key="a")
+    with pytest.raises(TurnInProgress):
+        start(alice, conversation.pk, key="b")
+    assert Message.objects.filter(conversation=conversation).count() == 2
+    assert UsageRecord.objects.filter(user=alice).count() == 1
+    # The rolled-back transaction left the connection usable: once the first turn ends, the
+    # next one starts.
+    turn_finish(
+        message_id=first.assistant_message.pk, outcome=TurnOutcome(status="complete", content="x")
+    )
+    third, plan = start(alice, conversation.pk, key="b")
+    assert third.created and plan is not None
+    assert Message.objects.filter(conversation=conversation).count() == 4
+
+
+def test_someone_elses_conversation_is_not_found_even_with_its_key(alice, mallory):
+    conversation = conversation_create(owner=alice, title="t")
+    start(alice, conversation.pk, key="k")
+    for key in ["k", "other"]:  # alice's key (a replay for her) and a new one
+        with pytest.raises(NotFound):
+            start(mallory, conversation.pk, key=key)
+    assert Message.objects.filter(conversation=conversation).count() == 2
+    assert not UsageRecord.objects.filter(user=mallory).exists()
+
+
+def test_the_begin_statement_tells_whether_the_user_reads_a_ready_document(alice, mallory):
+    def searchable(user: Any) -> bool | None:
+        conversation = conversation_create(owner=user, title="t")
+        turn, _ = start(user, conversation.pk, key="s")
+        assert turn.searchable == searchable_exists(user=user)  # the same permission logic
+        return turn.searchable
+
+    assert (searchable(alice), searchable(mallory)) == (False, False)
+    queued = knowledge.collection_create(owner=alice, name="Queued")
+    upload(queued, POLICY, "queued.md")  # not ingested: not ready
+    assert searchable(alice) is False
+    private = knowledge.collection_create(owner=alice, name="Office")
+    ingest(private, POLICY, "cafeteria.md")
+    assert (searchable(alice), searchable(mallory)) == (True, False)
+    shared = knowledge.collection_create(
+        owner=alice, name="All", visibility=Collection.Visibility.EVERYONE
+    )
+    ingest(shared, POLICY, "shared.md")
+    assert searchable(mallory) is True
+
+
+def test_a_turn_that_knows_its_user_reads_documents_is_grounded(alice):
+    ingest(knowledge.collection_create(owner=alice, name="Office"), POLICY, "cafeteria.md")
+    conversation = conversation_create(owner=alice, title="t")
+    with CaptureQueriesContext(connection) as captured:
+        turn, plan = start(alice, conversation.pk, content="When does the cafeteria open?")
+    assert turn.searchable is True and plan is not None
+    assert plan.citations and plan.citations[0]["title"] == "Cafeteria"
+    assert not [s for s in statements(captured) if s.startswith("WITH readable")]
