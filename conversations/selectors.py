@@ -12,6 +12,7 @@ from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 
 from conversations.exceptions import InvalidInput, NotFound
 from conversations.models import Conversation, Message
+from conversations.turn_sql import HistoryMessage, history_rows
 
 MAX_PAGE = 100
 
@@ -111,15 +112,12 @@ def message_list(
     return Page(rows, encode_cursor(rows[-1].pk) if more else None)
 
 
-def message_history(*, conversation: Conversation, before_id: int, limit: int) -> list[Message]:
-    """Finished messages before ``before_id`` (newest first), for building a model's context."""
-    return list(
-        Message.objects.filter(conversation=conversation, id__lt=before_id)
-        .exclude(status=Message.Status.FAILED)
-        .exclude(role=Message.Role.ASSISTANT, content="")
-        .only("id", "role", "content")
-        .order_by("-id")[:limit]
-    )
+def message_history(
+    *, conversation: Conversation, before_id: int, limit: int
+) -> list[HistoryMessage]:
+    """Finished messages before ``before_id`` (newest first), for building a model's context:
+    failed messages and empty answers left out (``turn_sql.HISTORY_SQL``)."""
+    return history_rows(conversation_id=conversation.pk, before_id=before_id, limit=limit)
 
 
 def active_turns_older_than(*, cutoff: datetime) -> list[Message]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
 
@@ -116,6 +116,32 @@ def loaded_message(
 def constraint_of(exc: Exception) -> str:
     diag = getattr(exc.__cause__, "diag", None)
     return str(getattr(diag, "constraint_name", "") or "")
+
+
+# The same rows as the ORM query ``Message.objects.filter(conversation=..., id__lt=...)
+# .exclude(status=failed).exclude(role=assistant, content="")``, newest first, through the
+# (conversation, -id) index. Written out because the turn's begin runs it every time: the ORM's
+# query compilation cost several times the query itself (bench/README.md, 2 Dec).
+HISTORY_SQL = """
+SELECT id, role, content FROM conversations_message
+WHERE conversation_id = %(conversation_id)s AND id < %(before_id)s AND status <> 'failed'
+    AND NOT (role = 'assistant' AND content = '')
+ORDER BY id DESC
+LIMIT %(limit)s
+"""
+
+
+class HistoryMessage(NamedTuple):
+    pk: int
+    role: str
+    content: str
+
+
+def history_rows(*, conversation_id: int, before_id: int, limit: int) -> list[HistoryMessage]:
+    params = {"conversation_id": conversation_id, "before_id": before_id, "limit": limit}
+    with connection.cursor() as cursor:
+        cursor.execute(HISTORY_SQL, params)
+        return [HistoryMessage(*row) for row in cursor.fetchall()]
 
 
 FINISH_SQL = """
