@@ -28,37 +28,17 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from bench.children import RESULTS, ROOT
+from bench.children import RESULTS
+from bench.databases import bench_database
 from bench.stats import distribution
 
 BLOCK = 25  # turns per block; blocks alternate billing on / off
 
 
-def bench_database() -> str:
-    """Create (if missing) the bench database next to the configured one; its URL."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        from chatbot import embedded  # not chatbot.settings: Django must see the bench URL
-
-        url = embedded.postgres_ensure(Path(os.environ.get("EMBEDDED_DATA_DIR", ROOT / ".data")))
-    base, name = url.rsplit("/", 1)
-    bench_name = f"{name}_bench_billing"
-    import psycopg
-
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [bench_name]
-        ).fetchone():
-            conn.execute(f'CREATE DATABASE "{bench_name}"')
-    return f"{base}/{bench_name}"
-
-
 def django_setup() -> None:
-    os.environ["DATABASE_URL"] = bench_database()
+    os.environ["DATABASE_URL"] = bench_database("_bench_billing")
     import django
     from django.core.management import call_command
 
@@ -302,6 +282,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--reseed", action="store_true")
     args = parser.parse_args()
+    if args.turns < 2 * BLOCK:
+        parser.error(f"--turns must be at least {2 * BLOCK} (blocks of {BLOCK} alternate on / off)")
     django_setup()
     seeded_at = time.perf_counter()
     total = seed(args.records, args.reseed)

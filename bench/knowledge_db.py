@@ -4,26 +4,10 @@ takes minutes): the product's database name + ``_bench_knowledge``, on the same 
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+
+from bench.databases import database_ensure, database_url_with_suffix
 
 BENCH_SUFFIX = "_bench_knowledge"
-
-
-def bench_database_url(url: str) -> str:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") + BENCH_SUFFIX
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-def database_create(url: str, bench_url: str) -> None:
-    import psycopg
-
-    name = urlsplit(bench_url).path.lstrip("/")
-    with psycopg.connect(url, autocommit=True) as connection:
-        query = "SELECT 1 FROM pg_database WHERE datname = %s"
-        exists = connection.execute(query, [name]).fetchone()
-        if not exists:
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def django_setup_bench_database() -> None:
@@ -32,8 +16,8 @@ def django_setup_bench_database() -> None:
     from chatbot import settings as product_settings  # starts the embedded services if needed
 
     url = product_settings.DATABASE_URL
-    bench_url = bench_database_url(url)
-    database_create(url, bench_url)
+    bench_url = database_url_with_suffix(url, BENCH_SUFFIX)
+    database_ensure(url, bench_url)
     os.environ["DATABASE_URL"] = bench_url
     os.environ.setdefault("REDIS_URL", product_settings.REDIS_URL)
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"

@@ -31,10 +31,10 @@ import statistics
 import time
 import timeit
 import uuid
-from pathlib import Path
 from typing import Any
 
-from bench.children import RESULTS, ROOT
+from bench.children import RESULTS
+from bench.databases import bench_database
 from bench.stats import distribution
 
 CHEAP, STRONG = "bench-cheap", "bench-strong"
@@ -45,28 +45,8 @@ CODE = (
 )
 
 
-def bench_database() -> str:
-    """Create (if missing) the bench database next to the configured one; its URL."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        from chatbot import embedded  # not chatbot.settings: Django must see the bench URL
-
-        url = embedded.postgres_ensure(Path(os.environ.get("EMBEDDED_DATA_DIR", ROOT / ".data")))
-    base, name = url.rsplit("/", 1)
-    bench_name = f"{name}_bench_routing"
-    import psycopg
-
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [bench_name]
-        ).fetchone():
-            conn.execute(f'CREATE DATABASE "{bench_name}"')
-    return f"{base}/{bench_name}"
-
-
 def django_setup() -> None:
-    os.environ["DATABASE_URL"] = bench_database()
+    os.environ["DATABASE_URL"] = bench_database("_bench_routing")
     import django
     from django.core.management import call_command
 
