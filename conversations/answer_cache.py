@@ -169,13 +169,24 @@ class CacheHit:
 
 
 def cache_probe(
-    *, user: Any, conversation: Conversation, question: Message, mode: CacheMode = "use"
+    *,
+    user: Any,
+    conversation: Conversation,
+    question: Message,
+    mode: CacheMode = "use",
+    first: bool | None = None,
 ) -> CacheProbe | None:
     """The cache's view of a turn, or None when the cache has no part in it (off, skipped, or
-    not the first question of the conversation)."""
+    not the first question of the conversation). ``first``: whether ``question`` opens its
+    conversation, when the caller knows (the begin statement says); None asks the database."""
     if not settings.ANSWER_CACHE_ENABLED or mode == "skip":
         return None
-    if not getattr(user, "is_authenticated", False) or not question_is_standalone(question):
+    if not getattr(user, "is_authenticated", False):
+        return None
+    standalone = (
+        question_is_standalone(question) if first is None else first and not conversation.summary
+    )
+    if not standalone:
         return None
     from conversations.context import system_prompt
 
@@ -204,13 +215,20 @@ def question_is_standalone(question: Message) -> bool:
 
 
 def cache_consult(
-    *, user: Any, conversation: Conversation, question: Message, mode: CacheMode
+    *,
+    user: Any,
+    conversation: Conversation,
+    question: Message,
+    mode: CacheMode,
+    first: bool | None = None,
 ) -> tuple[CacheProbe | None, CacheHit | None]:
     """The turn's probe and, when there is one, its cached answer. A failure is a miss (the
     cache is an aid: the model can still answer); the probe is then dropped, so nothing is
     stored either."""
     try:
-        probe = cache_probe(user=user, conversation=conversation, question=question, mode=mode)
+        probe = cache_probe(
+            user=user, conversation=conversation, question=question, mode=mode, first=first
+        )
         return probe, (answer_lookup(probe=probe) if probe is not None else None)
     except Exception:
         logger.exception("answer cache: lookup failed; answering without it")

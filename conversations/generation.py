@@ -82,9 +82,13 @@ def plan_build(
     user: Any = None,
     cache: CacheMode = "use",
     searchable: bool | None = None,
+    first: bool | None = None,
 ) -> TurnPlan:
-    """``searchable``: whether ``user`` may read a ready document, when the caller knows."""
-    probe, hit = cache_consult(user=user, conversation=conversation, question=question, mode=cache)
+    """``searchable``: whether ``user`` may read a ready document; ``first``: whether
+    ``question`` opens the conversation; each when the caller knows (None: asked here)."""
+    probe, hit = cache_consult(
+        user=user, conversation=conversation, question=question, mode=cache, first=first
+    )
     if hit is not None:
         return cached_plan(answer, conversation, probe, hit)
     budget = sources_budget(system_prompt=system_prompt(conversation), question=question.content)
@@ -162,6 +166,7 @@ def turn_start(
                 user=user,
                 cache=cache,
                 searchable=turn.searchable,
+                first=turn.first,
             )
             if plan.cached is None:  # an answer from the cache calls no model: nothing to route
                 plan = turn_route(

@@ -41,6 +41,7 @@ class Turn:
     # A new turn: whether the user may read a ready document (from the begin statement); None
     # when unknown (a replay), and retrieval checks for itself.
     searchable: bool | None = None
+    first: bool | None = None  # the conversation's first question; None when unknown
 
 
 class TurnConflict(Exception):  # not an error for the client: a replay or a refusal
@@ -198,7 +199,12 @@ def turn_begin(
         title_schedule(conversation_id=conversation_id)
     # updated_at moves when the turn finishes (turn_finish): one write less on the hot path.
     return Turn(
-        rows.conversation, rows.question, rows.answer, created=True, searchable=rows.searchable
+        rows.conversation,
+        rows.question,
+        rows.answer,
+        created=True,
+        searchable=rows.searchable,
+        first=rows.first,
     )
 
 

@@ -22,8 +22,11 @@ from knowledge.search_sql import READABLE_SQL, SEARCHABLE_EXISTS
 KEY_CONSTRAINT = "message_idempotency_key_per_conversation"
 ACTIVE_CONSTRAINT = "message_one_running_answer"
 
-# The last column: whether the user may read any ready document (the retrieval check, same
-# permission SQL as ``knowledge.selectors.searchable_exists``): no extra round trip for it.
+# The last two columns, so the turn needs no extra round trip for them: whether this is the
+# conversation's first question (the answer cache's standalone check: the statement's snapshot
+# does not see the rows it inserts, so any message seen is an earlier one), and whether the user
+# may read any ready document (the retrieval check, same permission SQL as
+# ``knowledge.selectors.searchable_exists``).
 BEGIN_SQL = f"""
 WITH conv AS (
     SELECT id, model, summary, summary_through_id, title FROM conversations_conversation
@@ -47,7 +50,9 @@ WITH conv AS (
     RETURNING id
 ), {READABLE_SQL}
 SELECT conv.model, conv.summary, conv.summary_through_id, conv.title, question.id,
-    question.created_at, answer.id, {SEARCHABLE_EXISTS}
+    question.created_at, answer.id,
+    NOT EXISTS (SELECT 1 FROM conversations_message m WHERE m.conversation_id = conv.id),
+    {SEARCHABLE_EXISTS}
 FROM conv, question, answer
 """  # noqa: S608
 
@@ -58,6 +63,7 @@ class BegunRows:
     question: Message
     answer: Message
     searchable: bool  # the user may read a ready document (retrieval has something to search)
+    first: bool  # the conversation's first question
 
 
 def begin_rows_insert(
@@ -81,7 +87,8 @@ def begin_rows_insert(
         row = cursor.fetchone()
     if row is None:
         return None
-    model, summary, summary_through_id, title, question_id, created_at, answer_id, searchable = row
+    model, summary, summary_through_id, title, question_id, created_at, answer_id = row[:7]
+    first, searchable = row[7:]
     conversation = Conversation.from_db(
         "default",
         # Values in the model's field order (from_db fills the deferred ones in by position).
@@ -92,7 +99,7 @@ def begin_rows_insert(
     question.idempotency_key = key
     answer = loaded_message(answer_id, conversation, created_at, role="assistant", content="")
     answer.status, answer.model, answer.reply_to_id = Message.Status.PENDING, model, question_id
-    return BegunRows(conversation, question, answer, bool(searchable))
+    return BegunRows(conversation, question, answer, bool(searchable), bool(first))
 
 
 def loaded_message(

@@ -130,3 +130,19 @@ def test_a_turn_that_knows_its_user_reads_documents_is_grounded(alice):
     assert turn.searchable is True and plan is not None
     assert plan.citations and plan.citations[0]["title"] == "Cafeteria"
     assert not [s for s in statements(captured) if s.startswith("WITH readable")]
+
+
+def test_the_begin_statement_says_whether_the_question_opens_the_conversation(alice, settings):
+    """The answer cache's standalone check is the begin statement's column, not a query."""
+    settings.ANSWER_CACHE_ENABLED = True
+    conversation = conversation_create(owner=alice, title="t")
+    with CaptureQueriesContext(connection) as captured:
+        opening, plan = start(alice, conversation.pk, key="a")
+    assert opening.first is True and plan is not None and plan.cache is not None
+    earlier = f'"conversations_message"."conversation_id" = {conversation.pk}'
+    assert not [s for s in statements(captured) if earlier in s and "LIMIT 1" in s]
+    Message.objects.filter(pk=opening.assistant_message.pk).update(
+        status=Message.Status.COMPLETE, content="At eight."
+    )
+    follow_up, plan = start(alice, conversation.pk, key="b", content="And on Sundays?")
+    assert follow_up.first is False and plan is not None and plan.cache is None
