@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from django.conf import settings as django_settings
 from chatbot.users.tests.factories import UserFactory
 from conversations.models import Conversation
 from conversations.routing import websocket_urlpatterns
+from conversations.runtime import turn_runner
 from conversations.services import conversation_create
 from llm.circuit_breaker import KEY_PREFIX
 from llm.fake_server import FakeServerConfig, RunningFakeServer, run_in_thread
@@ -132,8 +134,18 @@ def text_of(frames: list[dict[str, Any]]) -> str:
 
 @pytest_asyncio.fixture
 async def provider_cleanup(settings: Any) -> Any:
-    """Close the provider's (and a remote moderator's) HTTP sessions of this test's loop."""
+    """Close the provider's (and a remote moderator's) HTTP sessions of this test's loop.
+
+    First wait for the turns' background steps (the answer cache's store, summaries): they run
+    in database threads, which outlive the test's loop and would otherwise write into the next
+    test's database.
+    """
     yield
+    runner = turn_runner()
+    if runner.tasks:  # a turn that has just sent its end may not have spawned its steps yet
+        await asyncio.wait(list(runner.tasks.values()), timeout=0.5)
+    if runner.background:
+        await asyncio.wait(list(runner.background), timeout=10)
     await chat_provider().aclose()
     checker = moderator()
     if checker is not None:
