@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -178,7 +179,14 @@ def pg_start(pgdata: Path, port: int, run_as: dict[str, object]) -> None:
             "to a free port, or DATABASE_URL to use an external PostgreSQL"
         )
     options = f"-h 127.0.0.1 -p {port} -k {pgdata} -c max_connections=200"
-    options += " -c shared_buffers=256MB -c fsync=on"
+    # The answer cache's and the knowledge base's vector indexes are read at random: keep them
+    # in PostgreSQL's own buffers rather than the kernel's page cache (bench/README.md).
+    shared_buffers = os.environ.get("EMBEDDED_PG_SHARED_BUFFERS", "1GB")
+    if not re.fullmatch(r"\d+(kB|MB|GB)", shared_buffers):
+        raise EmbeddedServiceError(
+            f"EMBEDDED_PG_SHARED_BUFFERS must look like 512MB or 1GB, not {shared_buffers!r}"
+        )
+    options += f" -c shared_buffers={shared_buffers} -c fsync=on"
     log = pgdata / "server.log"
     cmd = [str(pg_bin("pg_ctl")), "-D", str(pgdata), "-w", "-t", str(START_TIMEOUT_S)]
     cmd += ["-o", options, "-l", str(log), "start"]

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from conversations import answer_cache_sql as sql
 from conversations.models import Conversation, Message
@@ -104,14 +104,15 @@ def sha256_hex(text: str) -> str:
 
 
 def scope_of(*, collection_ids: Sequence[int], model: str, system_prompt: str) -> str:
-    """The permission and prompt scope an answer belongs to (a hash). The embedding model is in
-    it too: vectors of two models cannot be compared."""
+    """The permission and prompt scope an answer belongs to (a hash). The embedding model (and
+    its question variant) is in it too: vectors of two models cannot be compared."""
     parts = [
         sorted(collection_ids),
         model,
         system_prompt,
         settings.ANSWER_CACHE_PROMPT_VERSION,
         settings.EMBEDDING_MODEL,
+        settings.EMBEDDING_QUESTION_INT8,
     ]
     return sha256_hex(json.dumps(parts, separators=(",", ":")))
 
@@ -224,12 +225,19 @@ def cache_consult(
 ) -> tuple[CacheProbe | None, CacheHit | None]:
     """The turn's probe and, when there is one, its cached answer. A failure is a miss (the
     cache is an aid: the model can still answer); the probe is then dropped, so nothing is
-    stored either."""
+    stored either. Except a database error inside a transaction (a turn's begin): the lookup
+    has no savepoint of its own, so the transaction is lost and the error goes up (the begin
+    fails whole and writes nothing)."""
     try:
         probe = cache_probe(
             user=user, conversation=conversation, question=question, mode=mode, first=first
         )
         return probe, (answer_lookup(probe=probe) if probe is not None else None)
+    except DatabaseError:
+        if connection.in_atomic_block:
+            raise
+        logger.exception("answer cache: lookup failed; answering without it")
+        return None, None
     except Exception:
         logger.exception("answer cache: lookup failed; answering without it")
         return None, None
@@ -291,14 +299,9 @@ def semantic_lookup(probe: CacheProbe, *, threshold: float | None = None) -> Cac
 
 
 def nearest_row(params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The HNSW settings and the lookup in one round trip (two statements); the settings are
-    local to the transaction. Inside a turn's begin transaction this is a savepoint, so a
-    failed lookup leaves the turn's transaction usable (``cache_consult``)."""
-    from django.db import transaction
-
-    with transaction.atomic(), connection.cursor() as cursor:
+    """One statement, one round trip: the HNSW settings are the statement's own."""
+    with connection.cursor() as cursor:
         cursor.execute(sql.LOOKUP_SQL, params)
-        cursor.nextset()
         row: tuple[Any, ...] | None = cursor.fetchone()
     return row
 

@@ -8,6 +8,8 @@ still exists, is ``ready`` and is at the version the answer quoted (``CITED_CURR
 
 from __future__ import annotations
 
+from knowledge.search_sql import SETTINGS_SQL
+
 CITED_CURRENT = """NOT EXISTS (
         SELECT 1 FROM unnest(e.document_ids, e.document_versions) AS cited(id, version)
         LEFT JOIN knowledge_document d ON d.id = cited.id
@@ -16,26 +18,22 @@ CITED_CURRENT = """NOT EXISTS (
 
 HIT_COLUMNS = "e.id, e.question, e.answer, e.citations, e.model"
 
-# Per-transaction HNSW settings, sent in the same round trip as the lookup (client-side
-# binding allows several statements): keep scanning past entries of other scopes.
-HNSW_SETTINGS_SQL = (
-    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-    " set_config('hnsw.ef_search', %(ef_search)s, true);"
-)
-
 # The nearest servable entry; the caller compares its distance with the threshold (a distance
-# bound inside the WHERE would make a miss scan the whole index).
-NEAREST_SQL = f"""
+# bound inside the WHERE would make a miss scan the whole index). One statement that sets its
+# own HNSW settings (keep scanning past entries of other scopes), local to its transaction, as
+# retrieval's search does (``knowledge.search_sql.SETTINGS_SQL``): in autocommit no BEGIN and
+# COMMIT, inside a turn's begin no savepoint.
+LOOKUP_SQL = f"""
+WITH {SETTINGS_SQL}
 SELECT {HIT_COLUMNS}, nearest.distance FROM (
     SELECT e.id, e.embedding <=> %(embedding)s::vector AS distance
     FROM conversations_cachedanswer e
     WHERE e.scope = %(scope)s AND e.expires_at > now() AND {CITED_CURRENT}
+        AND (SELECT applied FROM search_settings)
     ORDER BY e.embedding <=> %(embedding)s::vector
     LIMIT 1
 ) nearest JOIN conversations_cachedanswer e ON e.id = nearest.id
 """  # noqa: S608
-
-LOOKUP_SQL = HNSW_SETTINGS_SQL + NEAREST_SQL
 
 # The exact layer's candidate (its id came from Redis), checked like any other entry.
 EXACT_SQL = f"""

@@ -129,8 +129,7 @@ def vector_literal(embedding: Sequence[float]) -> str:
 def query_embedding(query: str) -> list[float]:
     from llm.embeddings import embedding_provider
 
-    vectors: list[list[float]] = embedding_provider().embed([query])
-    return vectors[0]
+    return embedding_provider().embed_query(query)
 
 
 def search_params(

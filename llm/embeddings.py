@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -25,6 +26,11 @@ class EmbeddingProvider(Protocol):
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One L2-normalised vector per text, in order (batched internally)."""
+        ...
+
+    def embed_query(self, text: str) -> list[float]:
+        """A question's vector, to compare with those of ``embed`` (a provider may embed
+        questions with a faster variant of its model)."""
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -70,6 +76,9 @@ class OpenAIEmbeddingProvider:
         for start in range(0, len(texts), self._batch_size):
             vectors += self._embed_batch(list(texts[start : start + self._batch_size]))
         return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text])[0]
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         import openai
@@ -130,6 +139,9 @@ def embedding_provider() -> EmbeddingProvider:
             threads=settings.EMBEDDING_THREADS,
             batch_size=settings.EMBEDDING_BATCH_SIZE,
             query_threads=settings.EMBEDDING_QUERY_THREADS,
+            question_model_dir=(
+                Path(settings.EMBEDDING_MODEL_DIR) if settings.EMBEDDING_QUESTION_INT8 else None
+            ),
         )
     else:
         raise ValueError(
@@ -145,7 +157,8 @@ def embedding_provider() -> EmbeddingProvider:
 
 _SETTINGS = frozenset(
     {"EMBEDDING_PROVIDER", "EMBEDDING_MODEL", "EMBEDDING_DIMENSIONS", "EMBEDDING_BATCH_SIZE",
-     "EMBEDDING_THREADS", "EMBEDDING_QUERY_THREADS", "EMBEDDING_BASE_URL", "EMBEDDING_API_KEY",
+     "EMBEDDING_THREADS", "EMBEDDING_QUERY_THREADS", "EMBEDDING_QUESTION_INT8",
+     "EMBEDDING_MODEL_DIR", "EMBEDDING_BASE_URL", "EMBEDDING_API_KEY",
      "OPENAI_BASE_URL", "OPENAI_API_KEY"}
 )  # fmt: skip
 

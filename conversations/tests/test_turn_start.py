@@ -7,20 +7,25 @@ statement, not a statement of its own.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from billing.models import UsageRecord
+from conversations import answer_cache_sql
+from conversations.answer_cache import cache_consult, scope_of, sha256_hex
+from conversations.context import system_prompt
 from conversations.exceptions import NotFound, TurnInProgress
 from conversations.generation import TurnPlan, turn_start
-from conversations.models import Message
+from conversations.models import CachedAnswer, Message
 from conversations.services import Turn, TurnOutcome, conversation_create, turn_finish
 from knowledge import services as knowledge
 from knowledge.models import Collection
-from knowledge.selectors import searchable_exists
+from knowledge.selectors import query_embedding, readable_collection_ids, searchable_exists
 from knowledge.tests.conftest import ingest, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,3 +151,61 @@ def test_the_begin_statement_says_whether_the_question_opens_the_conversation(al
     )
     follow_up, plan = start(alice, conversation.pk, key="b", content="And on Sundays?")
     assert follow_up.first is False and plan is not None and plan.cache is None
+
+
+# --- The answer cache's lookup inside the begin ---------------------------------------------
+
+
+def cache_entry_in_scope_of(user: Any, conversation: Any) -> CachedAnswer:
+    """An entry the user's first question will be compared with (another question)."""
+    scope = scope_of(
+        collection_ids=readable_collection_ids(user=user),
+        model=conversation.model,
+        system_prompt=system_prompt(conversation),
+    )
+    return CachedAnswer.objects.create(
+        question="Where is the library?",
+        question_hash=sha256_hex("where is the library"),
+        scope=scope,
+        embedding=query_embedding("Where is the library?"),
+        answer="On the second floor.",
+        model=conversation.model,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+
+
+def test_the_cache_lookup_is_one_statement_of_the_begin_without_a_savepoint(alice, settings):
+    settings.ANSWER_CACHE_ENABLED = True
+    conversation = conversation_create(owner=alice, title="t")
+    cache_entry_in_scope_of(alice, conversation)
+    with CaptureQueriesContext(connection) as captured:
+        turn, plan = start(alice, conversation.pk, content="When does the cafeteria open?")
+    sql = statements(captured)
+    assert turn.created and plan is not None and plan.cached is None  # another question: a miss
+    transaction = sql[sql.index("BEGIN") :]
+    lookups = [s for s in transaction if "search_settings" in s and "cachedanswer" in s]
+    assert len(lookups) == 1, transaction
+    assert not [s for s in sql if "SAVEPOINT" in s.upper()], sql
+    assert plan.cache is not None and plan.cache.embedding is not None  # retrieval reuses it
+
+
+def test_a_failing_lookup_statement_fails_the_begin_whole(alice, settings, monkeypatch):
+    settings.ANSWER_CACHE_ENABLED = True
+    conversation = conversation_create(owner=alice, title="t")
+    cache_entry_in_scope_of(alice, conversation)
+    monkeypatch.setattr(answer_cache_sql, "LOOKUP_SQL", "SELECT 1 / 0")
+    with pytest.raises(DatabaseError):
+        start(alice, conversation.pk, key="a")
+    assert not Message.objects.filter(conversation=conversation).exists()
+    assert not UsageRecord.objects.filter(user=alice).exists()
+    # Outside a transaction the same failure is a miss: nothing else is lost.
+    question = Message(conversation=conversation, role="user", content="When?")
+    question.save()
+    assert cache_consult(user=alice, conversation=conversation, question=question, mode="use") == (
+        None,
+        None,
+    )
+    monkeypatch.undo()
+    question.delete()
+    turn, plan = start(alice, conversation.pk, key="a")  # the connection is usable again
+    assert turn.created and plan is not None

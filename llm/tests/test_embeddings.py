@@ -77,6 +77,8 @@ def test_openai_provider_embeds_in_batches_and_keeps_order(
     assert fake_server.state.stats.embedding_requests - before == 2
     assert vectors[0] == vectors[2] != vectors[1]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    assert openai_embeddings.embed_query("gamma") == vectors[1]  # one request, the same model
+    assert fake_server.state.stats.embedding_requests - before == 3
 
 
 def test_openai_provider_maps_a_bad_request_to_a_permanent_provider_error(
