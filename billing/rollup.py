@@ -53,7 +53,7 @@ WITH fresh AS (
     WHERE {RANGE} AND user_id IS NOT NULL GROUP BY 1, 2
 ), held AS (
     SELECT user_id, day, cost_through[day + 1] - cost_through[day] AS cost
-    FROM billing_usageusermonth, generate_series(%(first_day)s, %(last_day)s) AS day
+    FROM billing_usageusermonth, generate_series(%(first_day)s::int, %(last_day)s::int) AS day
     WHERE month = %(month)s AND days & %(mask)s <> 0 AND days & (1 << (day - 1)) <> 0
 ), change AS (
     SELECT user_id, day, fresh.user_id IS NOT NULL AS active,
