@@ -5,10 +5,10 @@
 Entries are synthesised in the knowledge bench database (``bench.knowledge_db``) from the
 SciFact training claims (``../shared/data/scifact/queries.jsonl``), read as questions: 80% of
 the claims are "cached", and entry i gets the embedding of cached claim i mod n plus Gaussian
-noise (sigma 0.03 per dimension, cosine about 0.86 to its claim), normalised, so every cached
-question has ~100 close entries, a hard case for the index. Half the entries are in the scope
-measured ("main"), the other half spread over 99 other scopes; a second, small scope ("small",
-500 entries) shows the other plan (an index on the scope, then an exact sort).
+noise (sigma 0.015 per dimension, cosine about 0.96 to its claim: above the default threshold,
+so a cached claim is a hit), normalised, so every cached question has ~100 close entries, a
+hard case for the index. Half the entries are in the scope measured ("main"), the other half
+spread over 99 other scopes; a second, small scope ("small", 500 entries).
 
 Timed, per question, exactly what a turn does (``answer_cache.answer_lookup``): the exact layer
 (one Redis GET, a miss here), whether the scope holds entries (one indexed EXISTS), the
@@ -39,7 +39,7 @@ from bench.knowledge_db import django_setup_bench_database
 from bench.retrieval_eval import DEFAULT_DATA, read_jsonl
 from bench.stats import distribution
 
-NOISE = 0.03
+NOISE = 0.015
 OTHER_SCOPES = 99
 SMALL_SCOPE_ENTRIES = 500
 TARGET_P99_MS = 10.0

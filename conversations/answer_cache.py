@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -259,10 +260,36 @@ def answer_lookup(*, probe: CacheProbe, threshold: float | None = None) -> Cache
     return semantic_lookup(probe, threshold=threshold)
 
 
-def scope_used(scope: str) -> bool:
+# Scopes seen holding entries: when, and how many (up to EXACT_SCOPE_ENTRIES). A scope that held
+# entries a minute ago almost always still does, so its lookups skip the counting round trip. A
+# stale answer only costs one embedding and a lookup that finds nothing, or an exact comparison
+# of a scope grown past the bound; an empty scope is always asked again.
+SCOPE_USED_TTL_S = 60.0
+SCOPES_REMEMBERED = 10_000
+EXACT_SCOPE_ENTRIES = 500  # below this many a scope's entries are all compared (bench/README.md)
+_scopes_used: dict[str, tuple[float, int]] = {}
+
+
+def scope_size(scope: str) -> int:
+    """The scope's entries, counted up to ``EXACT_SCOPE_ENTRIES``."""
+    now = time.monotonic()
+    seen = _scopes_used.get(scope)
+    if seen is not None and now - seen[0] < SCOPE_USED_TTL_S:
+        return seen[1]
     with connection.cursor() as cursor:
-        cursor.execute(sql.SCOPE_USED_SQL, {"scope": scope})
-        return bool(cursor.fetchone()[0])
+        cursor.execute(sql.SCOPE_SIZE_SQL, {"scope": scope, "limit": EXACT_SCOPE_ENTRIES})
+        size = int(cursor.fetchone()[0])
+    if size:
+        if len(_scopes_used) >= SCOPES_REMEMBERED:
+            _scopes_used.clear()
+        _scopes_used[scope] = (now, size)
+    else:
+        _scopes_used.pop(scope, None)
+    return size
+
+
+def scope_used(scope: str) -> bool:
+    return scope_size(scope) > 0
 
 
 def exact_lookup(probe: CacheProbe) -> CacheHit | None:
@@ -291,17 +318,18 @@ def semantic_lookup(probe: CacheProbe, *, threshold: float | None = None) -> Cac
         "scope": probe.scope,
         "ef_search": str(settings.ANSWER_CACHE_EF_SEARCH),
     }
-    row = nearest_row(params)
+    row = nearest_row(params, exact=scope_size(probe.scope) < EXACT_SCOPE_ENTRIES)
     if row is None or 1.0 - float(row[-1]) < bound:
         return None
     hit = hit_of(row, exact=False)
     return None if questions_conflict(probe.question, hit.question) else hit
 
 
-def nearest_row(params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """One statement, one round trip: the HNSW settings are the statement's own."""
+def nearest_row(params: dict[str, Any], *, exact: bool = False) -> tuple[Any, ...] | None:
+    """One statement, one round trip: through the HNSW index (with its own settings), or, for a
+    small scope, ``exact``ly."""
     with connection.cursor() as cursor:
-        cursor.execute(sql.LOOKUP_SQL, params)
+        cursor.execute(sql.EXACT_LOOKUP_SQL if exact else sql.LOOKUP_SQL, params)
         row: tuple[Any, ...] | None = cursor.fetchone()
     return row
 

@@ -35,6 +35,20 @@ SELECT {HIT_COLUMNS}, nearest.distance FROM (
 ) nearest JOIN conversations_cachedanswer e ON e.id = nearest.id
 """  # noqa: S608
 
+# The same for a scope of few entries, exactly: the scope's rows through its own index, every
+# one compared. The HNSW index is shared by all scopes, and walking it for one that holds a tiny
+# share of the entries gives up before reaching some of them (bench/README.md).
+EXACT_LOOKUP_SQL = f"""
+WITH scoped AS MATERIALIZED (
+    SELECT e.id, e.embedding <=> %(embedding)s::vector AS distance
+    FROM conversations_cachedanswer e
+    WHERE e.scope = %(scope)s AND e.expires_at > now() AND {CITED_CURRENT}
+)
+SELECT {HIT_COLUMNS}, nearest.distance FROM (
+    SELECT id, distance FROM scoped ORDER BY distance, id LIMIT 1
+) nearest JOIN conversations_cachedanswer e ON e.id = nearest.id
+"""  # noqa: S608
+
 # The exact layer's candidate (its id came from Redis), checked like any other entry.
 EXACT_SQL = f"""
 SELECT {HIT_COLUMNS}, 0.0 FROM conversations_cachedanswer e
@@ -42,9 +56,12 @@ WHERE e.id = %(entry_id)s AND e.scope = %(scope)s AND e.question_hash = %(questi
   AND e.expires_at > now() AND {CITED_CURRENT}
 """  # noqa: S608
 
-# Whether the scope holds any entry (the exact index's prefix): if not, no embedding is needed.
-SCOPE_USED_SQL = """
-SELECT EXISTS (SELECT 1 FROM conversations_cachedanswer WHERE scope = %(scope)s)
+# How many entries the scope holds, counted up to %(limit)s (the exact index's prefix): none
+# needs no embedding, few are compared exactly.
+SCOPE_SIZE_SQL = """
+SELECT count(*) FROM (
+    SELECT 1 FROM conversations_cachedanswer WHERE scope = %(scope)s LIMIT %(limit)s
+) AS held
 """
 
 INSERT_SQL = """

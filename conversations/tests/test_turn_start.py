@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import UsageRecord
-from conversations import answer_cache_sql
+from conversations import answer_cache, answer_cache_sql
 from conversations.answer_cache import cache_consult, scope_of, sha256_hex
 from conversations.context import system_prompt
 from conversations.exceptions import NotFound, TurnInProgress
@@ -174,8 +174,14 @@ def cache_entry_in_scope_of(user: Any, conversation: Any) -> CachedAnswer:
     )
 
 
-def test_the_cache_lookup_is_one_statement_of_the_begin_without_a_savepoint(alice, settings):
+@pytest.mark.parametrize("exact", [True, False])
+def test_the_cache_lookup_is_one_statement_of_the_begin_without_a_savepoint(
+    alice, settings, monkeypatch, exact
+):
     settings.ANSWER_CACHE_ENABLED = True
+    monkeypatch.setattr(answer_cache, "_scopes_used", {})
+    if not exact:  # a scope of more entries than are compared exactly: through the HNSW index
+        monkeypatch.setattr(answer_cache, "EXACT_SCOPE_ENTRIES", 1)
     conversation = conversation_create(owner=alice, title="t")
     cache_entry_in_scope_of(alice, conversation)
     with CaptureQueriesContext(connection) as captured:
@@ -183,10 +189,26 @@ def test_the_cache_lookup_is_one_statement_of_the_begin_without_a_savepoint(alic
     sql = statements(captured)
     assert turn.created and plan is not None and plan.cached is None  # another question: a miss
     transaction = sql[sql.index("BEGIN") :]
-    lookups = [s for s in transaction if "search_settings" in s and "cachedanswer" in s]
+    lookups = [s for s in transaction if "cachedanswer" in s and "<=>" in s]
     assert len(lookups) == 1, transaction
+    assert ("scoped AS MATERIALIZED" in lookups[0]) is exact
+    assert ("search_settings" in lookups[0]) is not exact
     assert not [s for s in sql if "SAVEPOINT" in s.upper()], sql
     assert plan.cache is not None and plan.cache.embedding is not None  # retrieval reuses it
+
+
+def test_both_lookups_find_the_nearest_servable_entry(alice, settings, monkeypatch):
+    settings.ANSWER_CACHE_ENABLED = True
+    conversation = conversation_create(owner=alice, title="t")
+    entry = cache_entry_in_scope_of(alice, conversation)
+    probe = answer_cache.CacheProbe(
+        "Where can I find the library?", "h", entry.scope, "use", reads_nothing=True
+    )
+    for bound in (1_000_000, 1):  # exact, then through the HNSW index
+        monkeypatch.setattr(answer_cache, "_scopes_used", {})
+        monkeypatch.setattr(answer_cache, "EXACT_SCOPE_ENTRIES", bound)
+        hit = answer_cache.semantic_lookup(probe, threshold=0.8)
+        assert hit is not None and hit.entry_id == entry.pk and hit.similarity > 0.8
 
 
 def test_a_failing_lookup_statement_fails_the_begin_whole(alice, settings, monkeypatch):
@@ -194,6 +216,7 @@ def test_a_failing_lookup_statement_fails_the_begin_whole(alice, settings, monke
     conversation = conversation_create(owner=alice, title="t")
     cache_entry_in_scope_of(alice, conversation)
     monkeypatch.setattr(answer_cache_sql, "LOOKUP_SQL", "SELECT 1 / 0")
+    monkeypatch.setattr(answer_cache_sql, "EXACT_LOOKUP_SQL", "SELECT 1 / 0")
     with pytest.raises(DatabaseError):
         start(alice, conversation.pk, key="a")
     assert not Message.objects.filter(conversation=conversation).exists()
@@ -209,3 +232,22 @@ def test_a_failing_lookup_statement_fails_the_begin_whole(alice, settings, monke
     question.delete()
     turn, plan = start(alice, conversation.pk, key="a")  # the connection is usable again
     assert turn.created and plan is not None
+
+
+def test_a_scope_seen_holding_entries_skips_its_exists_for_a_while(alice, monkeypatch):
+    conversation = conversation_create(owner=alice, title="t")
+    entry = cache_entry_in_scope_of(alice, conversation)
+    monkeypatch.setattr(answer_cache, "_scopes_used", {})
+
+    def asked(scope: str) -> tuple[bool, int]:
+        with CaptureQueriesContext(connection) as captured:
+            used = answer_cache.scope_used(scope)
+        return used, len(captured.captured_queries)
+
+    assert asked(entry.scope) == (True, 1)
+    assert answer_cache.scope_size(entry.scope) == 1  # how many, too (exact or HNSW lookup)
+    assert asked(entry.scope) == (True, 0)  # remembered
+    assert asked("an-empty-scope") == (False, 1)
+    assert asked("an-empty-scope") == (False, 1)  # an empty scope is asked every time
+    monkeypatch.setattr(answer_cache, "SCOPE_USED_TTL_S", 0.0)
+    assert asked(entry.scope) == (True, 1)  # forgotten after the TTL
