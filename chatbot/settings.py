@@ -101,13 +101,15 @@ DATABASES = {
         conn_health_checks=envbool("DB_CONN_HEALTH_CHECKS", False),
     )
 }
-# Parameters bound by the server, so that psycopg prepares a statement the 5th time a connection
-# runs it: PostgreSQL then skips planning, which is most of a short statement's cost (the
-# turn's begin: 0.9 -> 0.35 ms; bench/README.md). Off for a pooler in transaction mode
-# (PgBouncer < 1.21), which cannot keep prepared statements per client.
-DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = envbool(
-    "DB_SERVER_SIDE_BINDING", True
-)
+# Parameters bound by the server, and a statement prepared the 5th time a connection runs it
+# (psycopg's prepare_threshold; Django leaves it off unless set): PostgreSQL then skips
+# planning, which is most of a short statement's cost (the turn's begin statement: 0.9 -> 0.35
+# ms; bench/README.md). DB_SERVER_SIDE_BINDING=0 for a pooler in transaction mode that cannot
+# keep prepared statements per client (PgBouncer before 1.21).
+if envbool("DB_SERVER_SIDE_BINDING", True):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=envint("DB_PREPARE_THRESHOLD", 5)
+    )
 # Threads that run the short database steps of streaming turns (see conversations/runtime.py).
 DB_THREADS = envint("DB_THREADS", 4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
